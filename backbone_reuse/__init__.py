@@ -1,0 +1,1 @@
+"""backbone_reuse: reuse classification backbones for detection (CVPR 2022)."""

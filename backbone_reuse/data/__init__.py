@@ -1,0 +1,1 @@
+"""data of backbone_reuse."""

@@ -1,0 +1,1 @@
+"""modeling of backbone_reuse."""

@@ -1,0 +1,154 @@
+"""Restores a backbone from a classification checkpoint, or fails loudly.
+
+Two layouts are accepted, found by reading the checkpoint's object graph:
+  * the backbone at the root (`backbone/...`): a backbone-only checkpoint, and
+    what Model Garden's trainer also writes beside the model;
+  * the backbone nested under the classification model (`model/_backbone/...`),
+    as `tf.train.Checkpoint(model=classification_model)` writes it.
+
+Before restoring, every variable of the backbone is matched against the
+checkpoint the way TensorFlow's object-based restore matches it (same edge
+names from the root, same shape). Anything unmatched stops the run with the
+names listed: a partially restored backbone is never used silently.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+import tf_keras
+
+# Edge paths from the checkpoint root to the backbone, tried in order.
+BACKBONE_PATHS: Tuple[Tuple[str, ...], ...] = (
+    ('backbone',),
+    ('model', '_backbone'),
+    ('model', 'backbone'),
+)
+_SHOWN = 20
+
+
+class BackboneCheckpointError(ValueError):
+  """The checkpoint cannot initialise every backbone variable."""
+
+
+def _resolve(path: str) -> str:
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if not latest:
+      raise BackboneCheckpointError(
+          f'task.init_checkpoint={path!r} is a directory without a '
+          'checkpoint; accepted: a checkpoint prefix or a directory holding '
+          'one.')
+    return latest
+  return path
+
+
+def _object_graph(reader) -> trackable_object_graph_pb2.TrackableObjectGraph:
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'))
+  return graph
+
+
+def _child(graph, node_id: int, name: str):
+  for child in graph.nodes[node_id].children:
+    if child.local_name == name:
+      return child.node_id
+  return None
+
+
+def _find_backbone(graph) -> Tuple[Tuple[str, ...], int]:
+  for path in BACKBONE_PATHS:
+    node_id = 0
+    for name in path:
+      node_id = _child(graph, node_id, name)
+      if node_id is None:
+        break
+    if node_id is not None:
+      return path, node_id
+  return (), -1
+
+
+def _variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
+  """Every variable under `root`, keyed by id, with its first edge path."""
+  found = {}
+  queue = [((), root)]
+  seen = {id(root)}
+  while queue:
+    path, obj = queue.pop(0)
+    for name, child in tf.train.TrackableView(obj).children(obj).items():
+      if id(child) in seen:
+        continue
+      seen.add(id(child))
+      child_path = path + (name,)
+      if isinstance(child, tf.Variable):
+        found[id(child)] = ('/'.join(child_path), child)
+      else:
+        queue.append((child_path, child))
+  return found
+
+
+def _unmatched(graph, shapes, backbone_node: int, backbone) -> List[str]:
+  """Backbone variables the checkpoint cannot restore, with the reason."""
+  problems = []
+  for path, variable in _variables_by_path(backbone).values():
+    node_id = backbone_node
+    for name in path.split('/'):
+      node_id = _child(graph, node_id, name) if node_id is not None else None
+    label = f'{variable.name} ({path})'
+    if node_id is None:
+      problems.append(f'{label}: missing')
+      continue
+    keys = [a.checkpoint_key for a in graph.nodes[node_id].attributes
+            if a.name == 'VARIABLE_VALUE']
+    if not keys:
+      problems.append(f'{label}: not a variable in the checkpoint')
+    elif shapes[keys[0]] != variable.shape.as_list():
+      problems.append(f'{label}: shape {variable.shape.as_list()} vs '
+                      f'{shapes[keys[0]]} in the checkpoint')
+  return sorted(problems)
+
+
+def _nest(path: Sequence[str], backbone) -> tf.train.Checkpoint:
+  obj = backbone
+  for name in reversed(path):
+    obj = tf.train.Checkpoint(**{name: obj})
+  return obj
+
+
+def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
+  """Restores every backbone variable from `checkpoint_path`.
+
+  Args:
+    backbone: the built backbone model of a detector (or classifier).
+    checkpoint_path: a checkpoint prefix, or a directory (latest is used).
+
+  Returns:
+    The layout found, e.g. 'backbone' or 'model/_backbone'.
+
+  Raises:
+    BackboneCheckpointError: no backbone in the checkpoint, or some backbone
+      variable has no counterpart of the same shape (first 20 listed + count).
+  """
+  path = _resolve(checkpoint_path)
+  reader = tf.train.load_checkpoint(path)
+  graph = _object_graph(reader)
+  edges, node_id = _find_backbone(graph)
+  if node_id < 0:
+    roots = [c.local_name for c in graph.nodes[0].children]
+    raise BackboneCheckpointError(
+        f'task.init_checkpoint={path!r} holds no backbone (root objects: '
+        f'{roots}); accepted layouts: '
+        f'{", ".join("/".join(p) for p in BACKBONE_PATHS)}.')
+  problems = _unmatched(graph, reader.get_variable_to_shape_map(), node_id,
+                        backbone)
+  layout = '/'.join(edges)
+  if problems:
+    raise BackboneCheckpointError(
+        f'task.init_checkpoint={path!r} (layout {layout}) cannot initialise '
+        f'{len(problems)} backbone variable(s); is it the same backbone '
+        f'architecture? First {min(len(problems), _SHOWN)}:\n  ' +
+        '\n  '.join(problems[:_SHOWN]))
+  _nest(edges, backbone).read(path).expect_partial()
+  logging.info('Restored all %d backbone variables from %s (layout %s).',
+               len(backbone.weights), path, layout)
+  return layout

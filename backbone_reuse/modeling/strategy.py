@@ -1,0 +1,100 @@
+"""The one place that decides which backbone variables train.
+
+`task.backbone_strategy` is one of:
+  scratch   random initialisation, the backbone trains (no checkpoint allowed);
+  finetune  backbone restored from a classification checkpoint, then trains;
+  freeze    backbone restored from a classification checkpoint and kept fixed:
+            its variables are not trainable (no gradients, no optimizer slots),
+            it carries no weight-decay regulariser (so no L2 term reaches the
+            loss), and its BatchNorms run in inference mode (Keras 2 runs a
+            non-trainable BatchNormalization with training=False), so moving
+            statistics never change.
+Detector components (decoder, RPN, heads and their BatchNorms) always train.
+"""
+from typing import Optional
+
+from official.vision.modeling import backbones
+import tf_keras
+
+SCRATCH = 'scratch'
+FINETUNE = 'finetune'
+FREEZE = 'freeze'
+STRATEGIES = (SCRATCH, FINETUNE, FREEZE)
+
+
+def is_frozen(strategy: str) -> bool:
+  return strategy == FREEZE
+
+
+def validate_task_config(task_config) -> None:
+  """Refuses inconsistent strategy settings before any model is built.
+
+  Args:
+    task_config: a task config with `backbone_strategy`, `init_checkpoint`,
+      `init_checkpoint_modules`, `freeze_backbone` and `model.backbone`.
+
+  Raises:
+    ValueError: one line naming the field, its value and what is accepted.
+  """
+  strategy = task_config.backbone_strategy
+  checkpoint = task_config.init_checkpoint
+  if strategy not in STRATEGIES:
+    raise ValueError(
+        f'task.backbone_strategy={strategy!r} is not supported; accepted: '
+        f'{", ".join(STRATEGIES)}.')
+  if strategy == SCRATCH and checkpoint:
+    raise ValueError(
+        f'task.init_checkpoint={checkpoint!r} contradicts '
+        "task.backbone_strategy='scratch' (random initialisation); remove "
+        "init_checkpoint or use backbone_strategy 'finetune' or 'freeze'.")
+  if strategy != SCRATCH and not checkpoint:
+    raise ValueError(
+        f'task.backbone_strategy={strategy!r} needs task.init_checkpoint (a '
+        f'classification checkpoint), got {checkpoint!r}; set it, or use '
+        "backbone_strategy 'scratch'.")
+  if task_config.freeze_backbone and not is_frozen(strategy):
+    raise ValueError(
+        'task.freeze_backbone=True contradicts task.backbone_strategy='
+        f"{strategy!r}; accepted: freeze_backbone=False, or "
+        "backbone_strategy='freeze'.")
+  if checkpoint and task_config.init_checkpoint_modules != 'backbone':
+    raise ValueError(
+        'task.init_checkpoint_modules='
+        f'{task_config.init_checkpoint_modules!r} is not supported with '
+        f'backbone_strategy={strategy!r}, which imports a classification '
+        "backbone; accepted: 'backbone'.")
+  drop_rate = getattr(task_config.model.backbone.get(),
+                      'stochastic_depth_drop_rate', 0.0) or 0.0
+  if is_frozen(strategy) and drop_rate > 0:
+    raise ValueError(
+        'task.model.backbone.*.stochastic_depth_drop_rate='
+        f'{drop_rate} would keep perturbing a frozen backbone; accepted with '
+        "backbone_strategy='freeze': 0.0.")
+
+
+def build_backbone(
+    input_specs: tf_keras.layers.InputSpec,
+    model_config,
+    l2_regularizer: Optional[tf_keras.regularizers.Regularizer],
+    strategy: str,
+) -> tf_keras.Model:
+  """Builds the detector's backbone as the strategy requires.
+
+  Args:
+    input_specs: the image input spec, shape [batch, height, width, 3].
+    model_config: a detector model config (`backbone`, `norm_activation`).
+    l2_regularizer: the task's weight-decay regulariser; dropped for a frozen
+      backbone so that its weights add nothing to the loss.
+    strategy: one of STRATEGIES.
+
+  Returns:
+    The backbone; non-trainable when the strategy freezes it.
+  """
+  frozen = is_frozen(strategy)
+  backbone = backbones.factory.build_backbone(
+      input_specs=input_specs,
+      backbone_config=model_config.backbone,
+      norm_activation_config=model_config.norm_activation,
+      l2_regularizer=None if frozen else l2_regularizer)
+  backbone.trainable = not frozen
+  return backbone

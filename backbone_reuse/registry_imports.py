@@ -1,0 +1,6 @@
+"""Imports every module that registers experiments, tasks or builders."""
+# pylint: disable=unused-import
+from official.vision import registry_imports as _vision_registry_imports
+
+from backbone_reuse.configs import detection as _detection_configs
+from backbone_reuse.tasks import detection as _detection_tasks

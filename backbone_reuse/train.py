@@ -1,0 +1,73 @@
+r"""Trains and evaluates backbone_reuse experiments (Model Garden's driver).
+
+  python -m backbone_reuse.train --experiment=backbone_reuse_fasterrcnn_coco \
+    --config_file=configs/coco/fasterrcnn_r101_nasfpn.yaml \
+    --config_file=configs/strategies/freeze.yaml \
+    --params_override=task.init_checkpoint=/ckpts/resnet_rs_101_imagenet \
+    --mode=train_and_eval --model_dir=/tmp/run
+
+Overrides apply in order: registered factory, each --config_file, then
+--params_override; the result is validated (backbone strategy included) and
+written to MODEL_DIR/params.yaml. Evaluation metrics of the last evaluation go
+to MODEL_DIR/metrics.json; parameter counts to MODEL_DIR/parameters.json.
+"""
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import gin
+from official.common import distribute_utils
+from official.common import flags as tfm_flags
+from official.core import task_factory
+from official.core import train_lib
+from official.core import train_utils
+from official.modeling import performance
+import tensorflow as tf
+
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.analysis import eval_summaries
+
+FLAGS = flags.FLAGS
+METRICS_FILENAME = 'metrics.json'
+
+
+def run(params, model_dir: str, mode: str) -> dict:
+  """Runs `mode` for validated `params`; returns the last evaluation's metrics
+  (also written to MODEL_DIR/metrics.json with their step)."""
+  if 'train' in mode:
+    train_utils.serialize_config(params, model_dir)
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  distribution = distribute_utils.get_distribution_strategy(
+      distribution_strategy=params.runtime.distribution_strategy,
+      all_reduce_alg=params.runtime.all_reduce_alg,
+      num_gpus=params.runtime.num_gpus,
+      tpu_address=params.runtime.tpu)
+  with distribution.scope():
+    task = task_factory.get_task(params.task, logging_dir=model_dir)
+  train_lib.run_experiment(
+      distribution_strategy=distribution, task=task, mode=mode,
+      params=params, model_dir=model_dir)
+  step, metrics = eval_summaries.read_last_eval(model_dir)
+  if metrics:
+    path = os.path.join(model_dir, METRICS_FILENAME)
+    with tf.io.gfile.GFile(path, 'w') as f:
+      json.dump({'step': step, 'metrics': metrics}, f, indent=2,
+                sort_keys=True)
+    logging.info('Evaluation metrics of step %d written to %s', step, path)
+  return metrics
+
+
+def main(_):
+  gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
+  params = train_utils.parse_configuration(FLAGS)
+  run(params, FLAGS.model_dir, FLAGS.mode)
+  train_utils.save_gin_config(FLAGS.mode, FLAGS.model_dir)
+
+
+if __name__ == '__main__':
+  tfm_flags.define_flags()
+  flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
+  app.run(main)
