@@ -1,0 +1,98 @@
+"""Backbone import from classification checkpoints, and its loud failures."""
+import re
+
+from absl.testing import parameterized
+import tensorflow as tf
+
+from backbone_reuse.modeling import backbone_checkpoint
+import testing_utils
+
+
+class BackboneCheckpointTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('nested', 'model/_backbone'), ('root', 'backbone'),
+      ('trainer', 'backbone'))
+  def test_classifier_checkpoint_initialises_detector_backbone(
+      self, layout, expected_layout):
+    probe = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
+    path, classifier = testing_utils.write_classification_checkpoint(
+        probe.task.model, self.get_temp_dir(), layout)
+    params = testing_utils.tiny_config(
+        'backbone_reuse_fasterrcnn_coco', 'finetune', init_checkpoint=path)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+
+    found = backbone_checkpoint.restore_backbone(model.backbone, path)
+    task.initialize(model)
+
+    self.assertEqual(found, expected_layout)
+    self.assertLen(model.backbone.weights, len(classifier.backbone.weights))
+    for ours, theirs in zip(model.backbone.weights,
+                            classifier.backbone.weights):
+      self.assertAllEqual(ours, theirs, msg=ours.name)
+
+  def test_directory_resolves_to_latest_checkpoint(self):
+    probe = testing_utils.tiny_config('backbone_reuse_retinanet_coco')
+    _, classifier = testing_utils.write_classification_checkpoint(
+        probe.task.model, self.get_temp_dir(), 'root')
+    params = testing_utils.tiny_config(
+        'backbone_reuse_retinanet_coco', 'freeze',
+        init_checkpoint=self.get_temp_dir())
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    task.initialize(model)
+    self.assertAllEqual(model.backbone.weights[0],
+                        classifier.backbone.weights[0])
+
+  def test_different_architecture_fails_listing_unmatched_variables(self):
+    other = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
+    other.task.model.backbone.resnet.model_id = 10  # Fewer blocks than R-18.
+    path, _ = testing_utils.write_classification_checkpoint(
+        other.task.model, self.get_temp_dir(), 'nested')
+    params = testing_utils.tiny_config(
+        'backbone_reuse_fasterrcnn_coco', 'freeze', init_checkpoint=path)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    before = [v.numpy() for v in model.backbone.weights]
+
+    with self.assertRaises(backbone_checkpoint.BackboneCheckpointError) as e:
+      task.initialize(model)
+
+    message = str(e.exception)
+    self.assertRegex(message, r'cannot initialise (\d+) backbone variable')
+    count = int(
+        re.search(r'initialise (\d+) backbone', message)[1])
+    self.assertGreater(count, 0)
+    listed = [l for l in message.splitlines() if l.startswith('  ')]
+    self.assertLen(listed, min(count, 20))
+    self.assertIn(': missing', message)
+    # Nothing was half-restored.
+    for value, variable in zip(before, model.backbone.weights):
+      self.assertAllEqual(value, variable)
+
+  def test_shape_mismatch_is_reported(self):
+    other = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
+    other.task.model.backbone.resnet.depth_multiplier = 0.5
+    path, _ = testing_utils.write_classification_checkpoint(
+        other.task.model, self.get_temp_dir(), 'root')
+    params = testing_utils.tiny_config(
+        'backbone_reuse_fasterrcnn_coco', 'freeze', init_checkpoint=path)
+    task = testing_utils.build_task(params)
+    with self.assertRaisesRegex(backbone_checkpoint.BackboneCheckpointError,
+                                'shape'):
+      task.initialize(task.build_model())
+
+  def test_checkpoint_without_backbone_fails(self):
+    path = tf.train.Checkpoint(step=tf.Variable(1)).write(
+        self.get_temp_dir() + '/other')
+    params = testing_utils.tiny_config(
+        'backbone_reuse_fasterrcnn_coco', 'freeze', init_checkpoint=path)
+    task = testing_utils.build_task(params)
+    with self.assertRaisesRegex(backbone_checkpoint.BackboneCheckpointError,
+                                'holds no backbone'):
+      task.initialize(task.build_model())
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -1,0 +1,89 @@
+"""Tiny experiments, toy data and classification checkpoints for the tests."""
+import functools
+import os
+import pathlib
+import tempfile
+
+from official.core import exp_factory
+from official.core import task_factory
+from official.modeling import hyperparams
+from official.vision.configs import image_classification
+from official.vision.tasks import image_classification as classification_task
+import tensorflow as tf
+
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.data import toy_coco
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=None)
+def toy_data() -> dict:
+  """Generates the toy COCO set once per test session: {split: glob}."""
+  output_dir = tempfile.mkdtemp(prefix='toy_coco_')
+  patterns = toy_coco.make(output_dir)
+  patterns['val_annotations'] = os.path.join(output_dir, 'raw', 'val',
+                                             'annotations.json')
+  return patterns
+
+
+def tiny_config(experiment: str, backbone_strategy: str = 'scratch',
+                init_checkpoint=None):
+  """The registered experiment + its committed smoke YAML, on the toy set."""
+  params = exp_factory.get_exp_config(experiment)
+  smoke = 'retinanet_tiny.yaml' if 'retinanet' in experiment else (
+      'rcnn_tiny.yaml')
+  params = hyperparams.override_params_dict(
+      params, str(REPO / 'configs' / 'smoke' / smoke), is_strict=True)
+  data = toy_data()
+  params.override({
+      'task': {
+          'backbone_strategy': backbone_strategy,
+          'init_checkpoint': init_checkpoint,
+          'annotation_file': data['val_annotations'],
+          'train_data': {'input_path': data['train']},
+          'validation_data': {'input_path': data['val']},
+      }
+  }, is_strict=True)
+  params.validate()
+  return params
+
+
+def build_task(params, logging_dir=None):
+  return task_factory.get_task(params.task, logging_dir=logging_dir)
+
+
+def classification_model(model_config):
+  """A Model Garden image classifier with the detector's backbone."""
+  config = image_classification.ImageClassificationTask(
+      model=image_classification.ImageClassificationModel(
+          num_classes=3,
+          input_size=list(model_config.input_size),
+          backbone=model_config.backbone,
+          norm_activation=model_config.norm_activation))
+  return classification_task.ImageClassificationTask(config).build_model()
+
+
+def write_classification_checkpoint(model_config, directory: str,
+                                    layout: str = 'nested'):
+  """Writes a classifier checkpoint; returns (path, classifier).
+
+  Layouts: 'nested' = Checkpoint(model=classifier) (backbone under the model),
+  'root' = Checkpoint(backbone=backbone), 'trainer' = what Model Garden's
+  trainer writes (model plus its checkpoint_items at the root).
+  """
+  classifier = classification_model(model_config)
+  # Distinct from a fresh initialisation, so that equality after restore
+  # means something; small and positive so variances stay valid.
+  for variable in classifier.backbone.weights:
+    variable.assign_add(tf.abs(tf.random.normal(variable.shape, stddev=0.01)))
+  if layout == 'nested':
+    checkpoint = tf.train.Checkpoint(model=classifier)
+  elif layout == 'root':
+    checkpoint = tf.train.Checkpoint(backbone=classifier.backbone)
+  else:
+    checkpoint = tf.train.Checkpoint(
+        model=classifier, global_step=tf.Variable(0, dtype=tf.int64),
+        **classifier.checkpoint_items)
+  path = checkpoint.save(os.path.join(directory, 'ckpt'))
+  return path, classifier
