@@ -1,0 +1,135 @@
+"""Shapes-world experiments: upstream classification and downstream Mask R-CNN.
+
+Both share one backbone config (ResNet-18 at half width, same normalisation
+and activation), so the classifier's checkpoint restores into the detector
+through the same loader as an ImageNet checkpoint does. Sizes are chosen for
+a 2-core CPU; data paths point at the demo's default output directory.
+"""
+import os
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import optimization
+from official.vision.configs import backbones
+from official.vision.configs import common
+from official.vision.configs import decoders
+from official.vision.configs import image_classification
+from official.vision.configs import maskrcnn as maskrcnn_config
+
+from backbone_reuse.configs import detection
+from backbone_reuse.data import shapes_world
+
+DATA_DIR = os.path.join('runs', 'demo', 'data')
+
+
+def backbone() -> backbones.Backbone:
+  return backbones.Backbone(
+      type='resnet',
+      resnet=backbones.ResNet(model_id=18, depth_multiplier=0.5))
+
+
+def norm_activation() -> common.NormActivation:
+  return common.NormActivation(activation='relu', use_sync_bn=False,
+                               norm_momentum=0.9, norm_epsilon=1e-3)
+
+
+def _sgd(train_steps: int, learning_rate: float, warmup_steps: int):
+  return optimization.OptimizationConfig({
+      'optimizer': {'type': 'sgd', 'sgd': {'momentum': 0.9}},
+      'learning_rate': {
+          'type': 'cosine',
+          'cosine': {'initial_learning_rate': learning_rate,
+                     'decay_steps': train_steps},
+      },
+      'warmup': {'type': 'linear',
+                 'linear': {'warmup_steps': warmup_steps,
+                            'warmup_learning_rate': learning_rate / 10}},
+  })
+
+
+def _trainer(train_steps: int, learning_rate: float, validation_steps: int):
+  return cfg.TrainerConfig(
+      train_steps=train_steps,
+      validation_steps=validation_steps,
+      validation_interval=train_steps,
+      steps_per_loop=50,
+      summary_interval=50,
+      checkpoint_interval=100,
+      max_to_keep=2,
+      optimizer_config=_sgd(train_steps, learning_rate,
+                            max(1, train_steps // 20)))
+
+
+@exp_factory.register_config_factory('shapes_classification')
+def shapes_classification() -> cfg.ExperimentConfig:
+  """Upstream pretraining: 40-way classification of 64x64 Shapes images."""
+  size = shapes_world.CLASSIFICATION_SIZE
+  data = dict(global_batch_size=64, aug_crop=True,
+              crop_area_range=(0.5, 1.0), shuffle_buffer_size=2000)
+  return cfg.ExperimentConfig(
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
+      task=image_classification.ImageClassificationTask(
+          model=image_classification.ImageClassificationModel(
+              num_classes=len(shapes_world.CLASSES),
+              input_size=[size, size, 3],
+              backbone=backbone(),
+              norm_activation=norm_activation()),
+          losses=image_classification.Losses(l2_weight_decay=1e-4,
+                                             label_smoothing=0.1),
+          train_data=image_classification.DataConfig(
+              input_path=os.path.join(DATA_DIR, 'upstream', 'train-*'),
+              is_training=True, **data),
+          validation_data=image_classification.DataConfig(
+              input_path=os.path.join(DATA_DIR, 'upstream', 'val-*'),
+              is_training=False, global_batch_size=64, drop_remainder=False)),
+      trainer=_trainer(train_steps=800, learning_rate=0.2,
+                       validation_steps=-1),
+      restrictions=['task.train_data.is_training != None'])
+
+
+@exp_factory.register_config_factory('shapes_maskrcnn')
+def shapes_maskrcnn() -> cfg.ExperimentConfig:
+  """Downstream: Mask R-CNN on long-tailed 128x128 Shapes scenes."""
+  size = shapes_world.DETECTION_SIZE
+  det_dir = os.path.join(DATA_DIR, 'detection')
+  model = maskrcnn_config.MaskRCNN(
+      num_classes=len(shapes_world.CLASSES) + 1,
+      input_size=[size, size, 3],
+      min_level=3,
+      max_level=5,
+      anchor=maskrcnn_config.Anchor(num_scales=1, anchor_size=3),
+      backbone=backbone(),
+      decoder=decoders.Decoder(type='fpn', fpn=decoders.FPN(num_filters=64)),
+      rpn_head=maskrcnn_config.RPNHead(num_convs=1, num_filters=64),
+      detection_head=maskrcnn_config.DetectionHead(
+          num_convs=0, num_fcs=1, fc_dims=256),
+      roi_generator=maskrcnn_config.ROIGenerator(
+          pre_nms_top_k=1000, num_proposals=200, test_pre_nms_top_k=500,
+          test_num_proposals=100),
+      roi_sampler=maskrcnn_config.ROISampler(num_sampled_rois=64),
+      detection_generator=maskrcnn_config.DetectionGenerator(
+          max_num_detections=50),
+      mask_head=maskrcnn_config.MaskHead(num_convs=2, num_filters=64),
+      mask_sampler=maskrcnn_config.MaskSampler(num_sampled_masks=32),
+      norm_activation=norm_activation())
+  train_data = maskrcnn_config.DataConfig(
+      input_path=os.path.join(det_dir, 'train-*'), is_training=True,
+      global_batch_size=8, dtype='float32', shuffle_buffer_size=1000)
+  train_data.parser.aug_rand_hflip = True
+  train_data.parser.aug_scale_min = 0.8
+  train_data.parser.aug_scale_max = 1.25
+  train_data.parser.mask_crop_size = 56
+  task = detection.MaskRCNNTask(
+      model=model,
+      annotation_file=os.path.join(det_dir, 'val', 'annotations.json'),
+      losses=maskrcnn_config.Losses(l2_weight_decay=1e-4),
+      train_data=train_data,
+      validation_data=maskrcnn_config.DataConfig(
+          input_path=os.path.join(det_dir, 'val-*'), is_training=False,
+          global_batch_size=8, dtype='float32', drop_remainder=False))
+  return detection.ExperimentConfig(
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
+      task=task,
+      trainer=_trainer(train_steps=1000, learning_rate=0.04,
+                       validation_steps=-1),
+      restrictions=['task.train_data.is_training != None'])

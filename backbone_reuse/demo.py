@@ -1,0 +1,314 @@
+r"""The whole method on a CPU, in minutes: the Shapes-world demo.
+
+  python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default]
+
+Stages, each skipped when a verified result of an earlier run is there:
+  data      generate the upstream classification set and the long-tailed
+            detection set (COCO/LVIS JSON + JPEGs -> TFRecords);
+  upstream  pretrain the backbone on upstream classification
+            (experiment `shapes_classification`);
+  detector  train Mask R-CNN on the detection set with that backbone frozen
+            (experiment `shapes_maskrcnn`, backbone_strategy=freeze);
+  evaluate  COCO box/mask metrics plus AP on rare/common/frequent classes,
+            written to summary.md / summary.json, and predictions.png.
+A stage whose artefacts fail verification (truncated TFRecord, unreadable
+checkpoint, ...) is redone from scratch, never reused.
+"""
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import time
+from typing import Callable, Dict
+
+from absl import app
+from absl import flags
+from absl import logging
+from official.core import task_factory
+from pycocotools import coco
+import tensorflow as tf
+
+from backbone_reuse import train
+from backbone_reuse.analysis import visualize
+from backbone_reuse.configs import resolve
+from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import shapes_world
+from backbone_reuse.evaluation import coco_metrics
+from backbone_reuse.evaluation import predictions
+
+_MARKER = 'stage.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+  upstream_train: int
+  upstream_val: int
+  detection_train: int
+  detection_val: int
+  upstream_steps: int
+  detector_steps: int
+
+
+SCALES = {
+    'small': Scale(3000, 400, 300, 80, 300, 400),
+    'default': Scale(10000, 1000, 800, 200, 800, 1000),
+}
+
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'runs/demo',
+                                  'Where data, checkpoints and results go.')
+_SCALE = flags.DEFINE_enum('scale', 'default', list(SCALES),
+                           'How much data and training.')
+
+
+class Demo:
+  """Runs the stages under `output_dir` at `scale`."""
+
+  def __init__(self, output_dir: str, scale: Scale, seed: int = 0):
+    self.root = os.path.abspath(output_dir)
+    self.scale = scale
+    self.seed = seed
+    self.data = os.path.join(self.root, 'data')
+    self.timings: Dict[str, float] = {}
+
+  def path(self, *parts):
+    return os.path.join(self.root, *parts)
+
+  # -- data -----------------------------------------------------------------
+  def make_data(self):
+    s = self.scale
+    counts = {}
+    for split, n, seed in (('train', s.upstream_train, self.seed),
+                           ('val', s.upstream_val, self.seed + 1)):
+      shapes_world.write_classification_tfrecords(
+          os.path.join(self.data, 'upstream', split), n, seed)
+      counts[f'upstream/{split}'] = n
+    weights = shapes_world.long_tail_weights(self.seed)
+    frequencies = None
+    for split, n, seed in (('train', s.detection_train, self.seed + 2),
+                           ('val', s.detection_val, self.seed + 3)):
+      split_dir = os.path.join(self.data, 'detection', split)
+      annotation_file, image_dir, frequencies = (
+          shapes_world.write_detection_split(split_dir, n, seed, weights,
+                                             frequencies))
+      coco_tfrecord.convert(annotation_file, image_dir, split_dir,
+                            num_shards=2 if split == 'train' else 1)
+      counts[f'detection/{split}'] = n
+    return {'records': counts}
+
+  def verify_data(self, marker):
+    for name, expected in marker['records'].items():
+      files = tf.io.gfile.glob(os.path.join(self.data, name) + '-*')
+      if not files:
+        return f'no TFRecords for {name}'
+      try:
+        found = sum(1 for _ in tf.data.TFRecordDataset(files))
+      except tf.errors.DataLossError as e:
+        return f'{name} is corrupt ({e.message.splitlines()[0]})'
+      if found != expected:
+        return f'{name} has {found} records, expected {expected}'
+    coco.COCO(self._val_annotations())  # Raises on a broken JSON.
+    return None
+
+  def _val_annotations(self):
+    return os.path.join(self.data, 'detection', 'val', 'annotations.json')
+
+  # -- training ---------------------------------------------------------------
+  def upstream_params(self):
+    upstream = os.path.join(self.data, 'upstream')
+    return resolve.experiment_config('shapes_classification', [], {
+        'task': {'train_data': {'input_path': upstream + '/train-*'},
+                 'validation_data': {'input_path': upstream + '/val-*'}},
+        'trainer': {'train_steps': self.scale.upstream_steps}})
+
+  def detector_params(self):
+    detection = os.path.join(self.data, 'detection')
+    checkpoint = tf.train.latest_checkpoint(self.path('upstream'))
+    return resolve.experiment_config('shapes_maskrcnn', [], {
+        'task': {'backbone_strategy': 'freeze',
+                 'init_checkpoint': checkpoint,
+                 'annotation_file': self._val_annotations(),
+                 'train_data': {'input_path': detection + '/train-*'},
+                 'validation_data': {'input_path': detection + '/val-*'}},
+        'trainer': {'train_steps': self.scale.detector_steps}})
+
+  def _train(self, params, stage: str, mode: str):
+    metrics = train.run(params, self.path(stage), mode)
+    return {'train_steps': params.trainer.train_steps, 'metrics': metrics}
+
+  def verify_checkpoint(self, stage: str, marker) -> str:
+    latest = tf.train.latest_checkpoint(self.path(stage))
+    if not latest:
+      return 'no checkpoint'
+    if not latest.endswith(f"-{marker['train_steps']}"):
+      return f'latest checkpoint {latest} is not the final step'
+    try:
+      reader = tf.train.load_checkpoint(latest)
+      for key in reader.get_variable_to_shape_map():
+        reader.get_tensor(key)
+    except (tf.errors.OpError, ValueError) as e:
+      return f'checkpoint {latest} is unreadable ({type(e).__name__})'
+    return None
+
+  # -- evaluation -------------------------------------------------------------
+  def evaluate(self):
+    params = self.detector_params()
+    task = task_factory.get_task(params.task)
+    model = task.build_model()
+    checkpoint = tf.train.latest_checkpoint(self.path('detector'))
+    tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+    detections = predictions.predict(task, model, params.task.validation_data,
+                                     self.scale.detection_val)
+    with open(self.path('evaluate', 'detections.json'), 'w') as f:
+      json.dump(detections, f)
+    ground_truth = coco.COCO(self._val_annotations())
+    results = {'box': coco_metrics.evaluate(ground_truth, detections, 'bbox'),
+               'mask': coco_metrics.evaluate(ground_truth, detections, 'segm')}
+    images = ground_truth.loadImgs(sorted(ground_truth.getImgIds())[:4])
+    names = {c['id']: c['name'] for c in ground_truth.loadCats(
+        ground_truth.getCatIds())}
+    visualize.draw_predictions(
+        os.path.join(self.data, 'detection', 'val', 'images'), images,
+        detections, names, self.path('evaluate', 'predictions.png'))
+    return {'results': results}
+
+  def verify_evaluation(self, marker):
+    del marker
+    for name in ('predictions.png', 'detections.json'):
+      if not os.path.isfile(self.path('evaluate', name)):
+        return f'{name} is missing'
+    return None
+
+  # -- driver -----------------------------------------------------------------
+  def stages(self):
+    return (
+        ('data', 'generate the Shapes world', self.make_data,
+         self.verify_data),
+        ('upstream', 'pretrain the backbone on upstream classification',
+         lambda: self._train(self.upstream_params(), 'upstream',
+                             'train_and_eval'),
+         lambda m: self.verify_checkpoint('upstream', m)),
+        ('detector', 'train Mask R-CNN with the backbone frozen',
+         lambda: self._train(self.detector_params(), 'detector', 'train'),
+         lambda m: self.verify_checkpoint('detector', m)),
+        ('evaluate', 'evaluate on val', self.evaluate,
+         self.verify_evaluation),
+    )
+
+  def run_stage(self, name: str, title: str, work: Callable,
+                verify: Callable) -> Dict:
+    directory = self.path(name)
+    marker_path = os.path.join(directory, _MARKER)
+    if os.path.isfile(marker_path):
+      try:
+        with open(marker_path) as f:
+          marker = json.load(f)
+        problem = verify(marker)
+      except Exception as e:  # pylint: disable=broad-except
+        problem = f'{type(e).__name__}: {e}'
+      if problem is None:
+        print(f'[{name}] done in an earlier run ({marker["seconds"]:.0f}s); '
+              'skipped.', flush=True)
+        self.timings[name] = marker['seconds']
+        return marker
+      print(f'[{name}] earlier result is unusable ({problem}); redoing.',
+            flush=True)
+      shutil.rmtree(directory)
+    elif os.path.isdir(directory) and name in ('data', 'evaluate'):
+      shutil.rmtree(directory)  # Interrupted: cheap to redo from scratch.
+    os.makedirs(directory, exist_ok=True)
+    print(f'[{name}] {title} ...', flush=True)
+    start = time.time()
+    try:
+      marker = work()
+    except (tf.errors.OpError, ValueError) as e:
+      if name not in ('upstream', 'detector'):
+        raise
+      # An interrupted run left a checkpoint that cannot be resumed.
+      print(f'[{name}] could not resume ({type(e).__name__}); starting the '
+            'stage over.', flush=True)
+      shutil.rmtree(directory)
+      os.makedirs(directory)
+      start = time.time()
+      marker = work()
+    marker['seconds'] = time.time() - start
+    with open(marker_path + '.tmp', 'w') as f:
+      json.dump(marker, f, indent=2)
+    os.replace(marker_path + '.tmp', marker_path)
+    self.timings[name] = marker['seconds']
+    print(f'[{name}] finished in {marker["seconds"]:.0f}s.', flush=True)
+    return marker
+
+  def run(self) -> Dict:
+    """Runs every stage; writes and returns the summary."""
+    try:
+      os.makedirs(self.root, exist_ok=True)
+      probe = os.path.join(self.root, '.writable')
+      with open(probe, 'w') as f:
+        f.write('ok')
+      os.remove(probe)
+    except OSError as e:
+      raise SystemExit(f'--output_dir={self.root!r} is not writable ({e}); '
+                       'accepted: a directory you can create and write.')
+    markers = {name: self.run_stage(name, title, work, verify)
+               for name, title, work, verify in self.stages()}
+    summary = {
+        'scale': dataclasses.asdict(self.scale),
+        'upstream': markers['upstream']['metrics'],
+        'results': markers['evaluate']['results'],
+        'seconds': self.timings,
+        'peak_rss_mb': _peak_rss_mb(),
+        'predictions_png': self.path('evaluate', 'predictions.png'),
+    }
+    with open(self.path('summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
+    text = render_summary(summary)
+    with open(self.path('summary.md'), 'w') as f:
+      f.write(text)
+    print(text, flush=True)
+    return summary
+
+
+def _peak_rss_mb() -> float:
+  """Peak resident memory of this process and of its finished children."""
+  own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  return max(own, children) / 1024.0
+
+
+def render_summary(summary: Dict) -> str:
+  """A markdown summary a person can read."""
+  box, mask = summary['results']['box'], summary['results']['mask']
+  rows = ['| metric | box | mask |', '|---|---|---|']
+  for name in ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc',
+               'APf'):
+    rows.append(f'| {name} | {box[name]:.3f} | {mask[name]:.3f} |')
+  seconds = summary['seconds']
+  timing = ', '.join(f'{k} {v:.0f}s' for k, v in seconds.items())
+  upstream = summary['upstream']
+  accuracy = upstream.get('accuracy', float('nan'))
+  lines = [
+      '# Shapes-world demo: frozen-backbone Mask R-CNN',
+      '',
+      f'Upstream classification top-1 accuracy (val): {accuracy:.3f}',
+      '',
+      'Validation metrics (COCO AP; APr/APc/APf average the per-class AP of '
+      'rare / common / frequent classes):',
+      '',
+      *rows,
+      '',
+      f'Wall time: {sum(seconds.values()):.0f}s ({timing}). '
+      f"Peak memory: {summary['peak_rss_mb']:.0f} MB.",
+      f"Predictions drawn in {summary['predictions_png']}.",
+      '',
+  ]
+  return '\n'.join(lines)
+
+
+def main(_):
+  logging.set_verbosity(logging.WARNING)
+  Demo(_OUTPUT_DIR.value, SCALES[_SCALE.value]).run()
+
+
+if __name__ == '__main__':
+  app.run(main)

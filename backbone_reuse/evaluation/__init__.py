@@ -1,0 +1,1 @@
+"""Evaluation: COCO metrics with per-class and frequency-group AP."""

@@ -1,0 +1,58 @@
+"""COCO box / mask metrics with per-class AP and LVIS-style group AP.
+
+pycocotools computes everything; this adds what the paper reads off LVIS:
+per-class AP and its mean over the rare / common / frequent classes (the
+categories' `frequency` field, as in LVIS JSON).
+"""
+import contextlib
+import io
+from typing import Dict, List
+
+import numpy as np
+from pycocotools import coco
+from pycocotools import cocoeval
+
+_SUMMARY = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+GROUPS = {'r': 'APr', 'c': 'APc', 'f': 'APf'}
+
+
+def evaluate(ground_truth: coco.COCO, detections: List[Dict],
+             iou_type: str) -> Dict:
+  """Evaluates COCO-format detections.
+
+  Args:
+    ground_truth: the loaded annotation file.
+    detections: COCO result dicts (`bbox`, and `segmentation` for 'segm').
+    iou_type: 'bbox' or 'segm'.
+
+  Returns:
+    {'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf',
+     'per_class': {name: AP}}; APs are in [0, 1], -1 where undefined.
+  """
+  category_ids = sorted(ground_truth.getCatIds())
+  if not detections:
+    metrics = {name: 0.0 for name in _SUMMARY}
+    per_class = {ground_truth.cats[c]['name']: 0.0 for c in category_ids}
+  else:
+    with contextlib.redirect_stdout(io.StringIO()):
+      results = ground_truth.loadRes(detections)
+      evaluator = cocoeval.COCOeval(ground_truth, results, iou_type)
+      evaluator.evaluate()
+      evaluator.accumulate()
+      evaluator.summarize()
+    metrics = {name: float(v) for name, v in zip(_SUMMARY, evaluator.stats)}
+    # precision: [IoU thresholds, recall points, classes, areas, max dets].
+    precision = evaluator.eval['precision'][:, :, :, 0, -1]
+    per_class = {}
+    for index, category_id in enumerate(evaluator.params.catIds):
+      values = precision[:, :, index]
+      values = values[values > -1]
+      per_class[ground_truth.cats[category_id]['name']] = (
+          float(values.mean()) if values.size else -1.0)
+  for letter, name in GROUPS.items():
+    values = [per_class[ground_truth.cats[c]['name']] for c in category_ids
+              if ground_truth.cats[c].get('frequency') == letter]
+    values = [v for v in values if v >= 0]
+    metrics[name] = float(np.mean(values)) if values else -1.0
+  metrics['per_class'] = per_class
+  return metrics
