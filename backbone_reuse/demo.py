@@ -17,6 +17,10 @@ checkpoint, ...) is redone from scratch, never reused.
 import dataclasses
 import json
 import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
+
+# pylint: disable=g-import-not-at-top
 import resource
 import shutil
 import time
@@ -196,9 +200,23 @@ class Demo:
     )
 
   def run_stage(self, name: str, title: str, work: Callable,
-                verify: Callable) -> Dict:
+                verify: Callable, force: bool = False) -> Dict:
+    """Runs one stage unless a verified earlier result exists.
+
+    Args:
+      name: the stage (also its folder under the output dir).
+      title: what it does, for the progress line.
+      work: computes the stage; returns its marker dict.
+      verify: marker -> None if the stage's artefacts are sound, else why not.
+      force: an earlier stage was redone, so this one's results are stale.
+
+    Returns:
+      The stage's marker (with `seconds`).
+    """
     directory = self.path(name)
     marker_path = os.path.join(directory, _MARKER)
+    if force and os.path.isdir(directory):
+      shutil.rmtree(directory)
     if os.path.isfile(marker_path):
       try:
         with open(marker_path) as f:
@@ -210,7 +228,7 @@ class Demo:
         print(f'[{name}] done in an earlier run ({marker["seconds"]:.0f}s); '
               'skipped.', flush=True)
         self.timings[name] = marker['seconds']
-        return marker
+        return dict(marker, skipped=True)
       print(f'[{name}] earlier result is unusable ({problem}); redoing.',
             flush=True)
       shutil.rmtree(directory)
@@ -250,8 +268,11 @@ class Demo:
     except OSError as e:
       raise SystemExit(f'--output_dir={self.root!r} is not writable ({e}); '
                        'accepted: a directory you can create and write.')
-    markers = {name: self.run_stage(name, title, work, verify)
-               for name, title, work, verify in self.stages()}
+    markers = {}
+    redone = False
+    for name, title, work, verify in self.stages():
+      markers[name] = self.run_stage(name, title, work, verify, force=redone)
+      redone = redone or 'skipped' not in markers[name]
     summary = {
         'scale': dataclasses.asdict(self.scale),
         'upstream': markers['upstream']['metrics'],

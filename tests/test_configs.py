@@ -41,6 +41,18 @@ def _flags(argv):
   return values
 
 
+def _assert_contains(test, actual, expected, where):
+  """Every leaf of the YAML made it into the resolved config."""
+  for key, value in expected.items():
+    test.assertIn(key, actual, msg=f'{where}: {key}')
+    if isinstance(value, dict):
+      _assert_contains(test, actual[key], value, f'{where}: {key}')
+    elif isinstance(value, list) and isinstance(actual[key], tuple):
+      test.assertEqual(list(actual[key]), value, msg=f'{where}: {key}')
+    else:
+      test.assertEqual(actual[key], value, msg=f'{where}: {key}')
+
+
 class StrategyConfigTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(*EXPERIMENTS)
@@ -142,7 +154,8 @@ class CommittedConfigsTest(tf.test.TestCase, parameterized.TestCase):
       params = resolve.experiment_config(
           flags['experiment'], flags['config_file'],
           flags.get('params_override', ''), root=str(REPO))
-      self.assertIsNotNone(params.task.backbone_strategy)
+      _assert_contains(self, params.as_dict(),
+                       yaml.safe_load(path.read_text()), relative_path)
 
 
 class ManifestTest(tf.test.TestCase):

@@ -17,7 +17,7 @@ class _Flags:
   """The subset of Model Garden's flags that `ExperimentParser` reads."""
   experiment: str
   config_file: Sequence[str]
-  params_override: str = ''
+  params_override: object = ''  # A string or a nested dict.
   tpu: str = ''
 
   def __contains__(self, name):
@@ -25,7 +25,7 @@ class _Flags:
 
 
 def experiment_config(experiment: str, config_files: Sequence[str] = (),
-                      params_override: str = '',
+                      params_override=None,
                       root: Optional[str] = None):
   """Registered factory -> each YAML (strict) -> override; then validate.
 
@@ -33,7 +33,7 @@ def experiment_config(experiment: str, config_files: Sequence[str] = (),
     experiment: a registered experiment name.
     config_files: YAML paths, applied in order; relative ones are taken from
       `root` when given.
-    params_override: a `--params_override` string (or YAML/JSON text).
+    params_override: a `--params_override` string, or a nested dict.
     root: directory that relative config paths start from.
 
   Returns:

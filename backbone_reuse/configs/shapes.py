@@ -64,8 +64,9 @@ def _trainer(train_steps: int, learning_rate: float, validation_steps: int):
 def shapes_classification() -> cfg.ExperimentConfig:
   """Upstream pretraining: 40-way classification of 64x64 Shapes images."""
   size = shapes_world.CLASSIFICATION_SIZE
-  data = dict(global_batch_size=64, aug_crop=True,
-              crop_area_range=(0.5, 1.0), shuffle_buffer_size=2000)
+  # No random-resized crop: it cuts shapes apart (measured on 3000 images,
+  # 1000 steps: val top-1 0.25 with it, 0.66 without).
+  data = dict(global_batch_size=64, aug_crop=False, shuffle_buffer_size=2000)
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
       task=image_classification.ImageClassificationTask(

@@ -18,8 +18,9 @@ rare <= 10, common 11-50, frequent > 50 (LVIS uses 10 and 100 on 100k images;
 our sets are ~100x smaller). Every class appears in train and in val. Written
 as COCO-format JSON with LVIS fields (category `frequency`, `image_count`,
 `instance_count`; image `neg_category_ids`, `not_exhaustive_category_ids`)
-plus JPEGs; masks are polygons of the visible part of each object (an
-occluder never leaves a hole, so the polygons describe it exactly).
+plus JPEGs; masks are polygons tracing the visible part of each object (an
+occluder never leaves a hole), and `area` / `bbox` are those of the mask
+pycocotools rasterises from the polygons.
 """
 import collections
 import io
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
+from pycocotools import mask as mask_api
 import tensorflow as tf
 import tqdm
 
@@ -141,10 +143,9 @@ def _mask_polygons(mask: np.ndarray) -> List[List[float]]:
 
 
 def _polygons_mask(polygons: Sequence[Sequence[float]], size: int):
-  mask = np.zeros((size, size), dtype=bool)
-  for polygon in polygons:
-    mask |= _rasterise(np.asarray(polygon).reshape(-1, 2), size)
-  return mask
+  """The mask COCO tools (pycocotools, LVIS API) read from the polygons."""
+  rles = mask_api.frPyObjects([list(p) for p in polygons], size, size)
+  return mask_api.decode(mask_api.merge(rles)).astype(bool)
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:
@@ -241,6 +242,8 @@ def _scene(rng, categories: Sequence[int]):
     if not polygons:
       continue
     mask = _polygons_mask(polygons, size)
+    if not mask.any():
+      continue
     ys, xs = np.nonzero(mask)
     annotations.append({
         'category_id': int(item['category']) + 1,

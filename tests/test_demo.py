@@ -1,0 +1,79 @@
+"""The demo end to end at a tiny scale: stages, summary, resume, recovery."""
+import contextlib
+import io
+import json
+import os
+
+import tensorflow as tf
+
+from backbone_reuse import demo
+
+_TINY = demo.Scale(upstream_train=80, upstream_val=40, detection_train=40,
+                   detection_val=40, upstream_steps=3, detector_steps=3)
+
+
+def _run(output_dir):
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    summary = demo.Demo(output_dir, _TINY).run()
+  return summary, out.getvalue()
+
+
+class DemoTest(tf.test.TestCase):
+
+  def test_runs_resumes_and_recovers(self):
+    output_dir = os.path.join(self.get_temp_dir(), 'demo')
+
+    summary, printed = _run(output_dir)
+    for stage in ('data', 'upstream', 'detector', 'evaluate'):
+      self.assertIn(f'[{stage}] finished in', printed)
+    self.assertTrue(os.path.isfile(os.path.join(output_dir, 'summary.md')))
+    with open(os.path.join(output_dir, 'summary.json')) as f:
+      written = json.load(f)
+    self.assertEqual(written['results'], summary['results'])
+    for kind in ('box', 'mask'):
+      for metric in ('AP', 'AP50', 'APs', 'APr', 'APc', 'APf'):
+        self.assertBetween(summary['results'][kind][metric], -1.0, 1.0)
+      self.assertLen(summary['results'][kind]['per_class'], 40)
+    self.assertIn('accuracy', summary['upstream'])
+    self.assertTrue(os.path.isfile(summary['predictions_png']))
+    self.assertGreater(summary['peak_rss_mb'], 0)
+    with open(os.path.join(output_dir, 'summary.md')) as f:
+      self.assertIn('| APr |', f.read())
+
+    # A rerun reuses every verified stage.
+    _, printed = _run(output_dir)
+    self.assertEqual(printed.count('done in an earlier run'), 4)
+
+    # A half-written checkpoint is not reused: that stage and the next redo.
+    detector_dir = os.path.join(output_dir, 'detector')
+    data_file = tf.io.gfile.glob(
+        tf.train.latest_checkpoint(detector_dir) + '.data*')[0]
+    with open(data_file, 'r+b') as f:
+      f.truncate(os.path.getsize(data_file) // 2)
+    _, printed = _run(output_dir)
+    self.assertIn('[detector] earlier result is unusable', printed)
+    self.assertIn('[detector] finished in', printed)
+    self.assertIn('[evaluate] finished in', printed)
+    self.assertIn('[upstream] done in an earlier run', printed)
+
+    # A truncated TFRecord is regenerated, and everything after it redone.
+    record = tf.io.gfile.glob(
+        os.path.join(output_dir, 'data', 'detection', 'train-*'))[0]
+    with open(record, 'r+b') as f:
+      f.truncate(os.path.getsize(record) - 100)
+    _, printed = _run(output_dir)
+    self.assertIn('[data] earlier result is unusable', printed)
+    for stage in ('data', 'upstream', 'detector', 'evaluate'):
+      self.assertIn(f'[{stage}] finished in', printed)
+
+  def test_unwritable_output_dir_is_refused(self):
+    blocker = os.path.join(self.get_temp_dir(), 'a_file')
+    with open(blocker, 'w') as f:
+      f.write('not a directory')
+    with self.assertRaisesRegex(SystemExit, 'is not writable'):
+      demo.Demo(os.path.join(blocker, 'demo'), _TINY).run()
+
+
+if __name__ == '__main__':
+  tf.test.main()
