@@ -59,10 +59,6 @@ SCALES = {
     'default': Scale(10000, 1000, 800, 200, 800, 1000),
 }
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'runs/demo',
-                                  'Where data, checkpoints and results go.')
-_SCALE = flags.DEFINE_enum('scale', 'default', list(SCALES),
-                           'How much data and training.')
 
 
 class Demo:
@@ -328,8 +324,13 @@ def render_summary(summary: Dict) -> str:
 
 def main(_):
   logging.set_verbosity(logging.WARNING)
-  Demo(_OUTPUT_DIR.value, SCALES[_SCALE.value]).run()
+  Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale]).run()
 
 
 if __name__ == '__main__':
+  # Defined here, not at import, so importing this module defines no flags.
+  flags.DEFINE_string('output_dir', 'runs/demo',
+                      'Where data, checkpoints and results go.')
+  flags.DEFINE_enum('scale', 'default', list(SCALES),
+                    'How much data and training.')
   app.run(main)

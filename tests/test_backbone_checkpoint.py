@@ -8,6 +8,14 @@ from backbone_reuse.modeling import backbone_checkpoint
 import testing_utils
 
 
+def _initialise_frozen_detector(checkpoint_path):
+  params = testing_utils.tiny_config(
+      'backbone_reuse_fasterrcnn_coco', 'freeze',
+      init_checkpoint=checkpoint_path)
+  task = testing_utils.build_task(params)
+  task.initialize(task.build_model())
+
+
 class BackboneCheckpointTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(
@@ -76,22 +84,16 @@ class BackboneCheckpointTest(tf.test.TestCase, parameterized.TestCase):
     other.task.model.backbone.resnet.depth_multiplier = 0.5
     path, _ = testing_utils.write_classification_checkpoint(
         other.task.model, self.get_temp_dir(), 'root')
-    params = testing_utils.tiny_config(
-        'backbone_reuse_fasterrcnn_coco', 'freeze', init_checkpoint=path)
-    task = testing_utils.build_task(params)
     with self.assertRaisesRegex(backbone_checkpoint.BackboneCheckpointError,
                                 'shape'):
-      task.initialize(task.build_model())
+      _initialise_frozen_detector(path)
 
   def test_checkpoint_without_backbone_fails(self):
     path = tf.train.Checkpoint(step=tf.Variable(1)).write(
         self.get_temp_dir() + '/other')
-    params = testing_utils.tiny_config(
-        'backbone_reuse_fasterrcnn_coco', 'freeze', init_checkpoint=path)
-    task = testing_utils.build_task(params)
     with self.assertRaisesRegex(backbone_checkpoint.BackboneCheckpointError,
                                 'holds no backbone'):
-      task.initialize(task.build_model())
+      _initialise_frozen_detector(path)
 
 
 if __name__ == '__main__':

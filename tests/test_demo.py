@@ -3,6 +3,8 @@ import contextlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -66,6 +68,16 @@ class DemoTest(tf.test.TestCase):
     self.assertIn('[data] earlier result is unusable', printed)
     for stage in ('data', 'upstream', 'detector', 'evaluate'):
       self.assertIn(f'[{stage}] finished in', printed)
+
+  def test_unknown_scale_is_refused(self):
+    result = subprocess.run(
+        [sys.executable, '-m', 'backbone_reuse.demo', '--scale=huge',
+         f'--output_dir={self.get_temp_dir()}/never'],
+        capture_output=True, text=True, check=False)
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn('flag --scale=huge: value should be one of <small|default>',
+                  result.stderr)
+    self.assertFalse(os.path.exists(f'{self.get_temp_dir()}/never'))
 
   def test_unwritable_output_dir_is_refused(self):
     blocker = os.path.join(self.get_temp_dir(), 'a_file')

@@ -22,8 +22,6 @@ from PIL import ImageDraw
 
 from backbone_reuse.data import coco_tfrecord
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'runs/toy_coco',
-                                  'Where the toy set is written.')
 _SPLITS = {'train': (64, 0), 'val': (16, 1)}  # split: (images, seed)
 CLASSES = ('square', 'triangle', 'circle')
 
@@ -108,9 +106,12 @@ def make(output_dir: str, image_size: int = 64) -> dict:
 
 
 def main(_):
-  for split, pattern in make(_OUTPUT_DIR.value).items():
+  for split, pattern in make(flags.FLAGS.output_dir).items():
     print(f'{split}: {pattern}')
 
 
 if __name__ == '__main__':
+  # Defined here, not at import, so importing this module defines no flags.
+  flags.DEFINE_string('output_dir', 'runs/toy_coco',
+                      'Where the toy set is written.')
   app.run(main)
