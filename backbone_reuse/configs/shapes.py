@@ -131,6 +131,6 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
   return detection.ExperimentConfig(
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
       task=task,
-      trainer=_trainer(train_steps=1000, learning_rate=0.04,
+      trainer=_trainer(train_steps=1000, learning_rate=0.08,
                        validation_steps=-1),
       restrictions=['task.train_data.is_training != None'])
