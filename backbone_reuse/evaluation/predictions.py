@@ -28,7 +28,6 @@ def predict(task, model, data_config, num_examples: int) -> List[Dict]:
                  anchor_boxes=labels['anchor_boxes'], training=False)
 
   results = []
-  batch_size = data_config.global_batch_size
   with tqdm.tqdm(total=num_examples, desc='evaluate', unit='img',
                  leave=False) as progress:
     for images, labels in dataset:
@@ -46,7 +45,7 @@ def predict(task, model, data_config, num_examples: int) -> List[Dict]:
       if 'detection_masks' in outputs:
         batch['detection_masks'] = [outputs['detection_masks'].numpy()]
       results.extend(coco_utils.convert_predictions_to_coco_annotations(batch))
-      progress.update(min(batch_size, image_info.shape[0]))
+      progress.update(image_info.shape[0])
   return [_plain(r) for r in results if r['score'] > 0]
 
 
