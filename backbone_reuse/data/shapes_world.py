@@ -257,14 +257,15 @@ def _scene(rng, categories: Sequence[int]):
   return _noisy(canvas, rng), annotations
 
 
-def _scene_categories(rng, num_images: int, weights: np.ndarray,
-                      cover_every_class: bool) -> List[List[int]]:
+def _scene_categories(rng, num_images: int,
+                      weights: np.ndarray) -> List[List[int]]:
+  """Long-tailed classes per scene; every class leads one scene, so it is
+  drawn first (never occluded below half) and shows in the split."""
   counts = rng.integers(1, 6, size=num_images)
   scenes = [list(rng.choice(len(CLASSES), size=n, p=weights)) for n in counts]
-  if cover_every_class:
-    slots = rng.permutation(num_images)
-    for category in range(len(CLASSES)):
-      scenes[slots[category % num_images]][0] = category
+  slots = rng.permutation(num_images)
+  for category in range(len(CLASSES)):
+    scenes[slots[category]][0] = category
   return scenes
 
 
@@ -291,7 +292,7 @@ def write_detection_split(output_dir: str, num_images: int, seed: int,
   image_dir = os.path.join(output_dir, 'images')
   os.makedirs(image_dir, exist_ok=True)
   images, annotations = [], []
-  scenes = _scene_categories(rng, num_images, weights, True)
+  scenes = _scene_categories(rng, num_images, weights)
   for image_id, categories in enumerate(
       tqdm.tqdm(scenes, desc=f'detection {os.path.basename(output_dir)}',
                 unit='img', leave=False), start=1):
