@@ -42,6 +42,9 @@ from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 
 _MARKER = 'stage.json'
+# Training stages continue from their last checkpoint after an interruption;
+# the others are cheap and start over.
+_RESUMABLE = ('upstream', 'detector')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,15 +231,15 @@ class Demo:
       print(f'[{name}] earlier result is unusable ({problem}); redoing.',
             flush=True)
       shutil.rmtree(directory)
-    elif os.path.isdir(directory) and name in ('data', 'evaluate'):
-      shutil.rmtree(directory)  # Interrupted: cheap to redo from scratch.
+    elif os.path.isdir(directory) and name not in _RESUMABLE:
+      shutil.rmtree(directory)
     os.makedirs(directory, exist_ok=True)
     print(f'[{name}] {title} ...', flush=True)
     start = time.time()
     try:
       marker = work()
     except (tf.errors.OpError, ValueError) as e:
-      if name not in ('upstream', 'detector'):
+      if name not in _RESUMABLE:
         raise
       # An interrupted run left a checkpoint that cannot be resumed.
       print(f'[{name}] could not resume ({type(e).__name__}); starting the '

@@ -81,7 +81,7 @@ def _outline(shape: str, radius: float) -> np.ndarray:
   return points * radius
 
 
-def _place(rng, shape: str, centre, radius: float) -> np.ndarray:
+def place_shape(rng, shape: str, centre, radius: float) -> np.ndarray:
   """Rotated, stretched outline at `centre`: [N, 2] (x, y) pixels."""
   points = _outline(shape, radius)
   points = points * np.array([rng.uniform(0.75, 1.33), 1.0])
@@ -162,7 +162,7 @@ def classification_example(rng, label: int) -> np.ndarray:
   radius = rng.uniform(0.22, 0.4) * size
   centre = rng.uniform(size / 2 - 8, size / 2 + 8, 2)
   draw = ImageDraw.Draw(canvas)
-  draw.polygon([tuple(p) for p in _place(rng, shape, centre, radius)],
+  draw.polygon([tuple(p) for p in place_shape(rng, shape, centre, radius)],
                fill=_colour(rng, colour))
   if rng.random() < 0.3:  # A grey bar across part of the object.
     grey = int(rng.uniform(40, 200))
@@ -224,7 +224,7 @@ def _scene(rng, categories: Sequence[int]):
     for _ in range(20):  # Resample until earlier objects stay visible.
       radius = rng.uniform(0.08, 0.2) * size
       centre = rng.uniform(radius, size - radius, 2)
-      polygon = _place(rng, shape, centre, radius)
+      polygon = place_shape(rng, shape, centre, radius)
       full = _rasterise(polygon, size)
       trial = np.where(full, len(placed), owner)
       if all((trial == i).sum() >= _MIN_VISIBLE * p['area_full'] and

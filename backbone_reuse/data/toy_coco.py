@@ -9,7 +9,6 @@ and converts them to {train,val}-*.tfrecord with Model Garden's COCO
 converter. (Not the Shapes world: just enough data to exercise the pipeline.)
 """
 import json
-import math
 import os
 from typing import Dict, List, Tuple
 
@@ -21,17 +20,10 @@ from PIL import Image
 from PIL import ImageDraw
 
 from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import shapes_world
 
 _SPLITS = {'train': (64, 0), 'val': (16, 1)}  # split: (images, seed)
 CLASSES = ('square', 'triangle', 'circle')
-
-
-def _polygon(kind: str, cx: float, cy: float, r: float,
-             angle: float) -> List[Tuple[float, float]]:
-  corners = {'square': 4, 'triangle': 3, 'circle': 20}[kind]
-  return [(cx + r * math.cos(angle + 2 * math.pi * i / corners),
-           cy + r * math.sin(angle + 2 * math.pi * i / corners))
-          for i in range(corners)]
 
 
 def write_coco_dataset(output_dir: str, num_images: int, image_size: int = 64,
@@ -60,8 +52,8 @@ def write_coco_dataset(output_dir: str, num_images: int, image_size: int = 64,
       category = int(rng.integers(len(CLASSES)))
       r = float(rng.uniform(0.12, 0.25) * image_size)
       cx, cy = rng.uniform(r, image_size - r, size=2)
-      points = _polygon(CLASSES[category], cx, cy, r,
-                        float(rng.uniform(0, math.pi)))
+      points = [tuple(p) for p in shapes_world.place_shape(
+          rng, CLASSES[category], (cx, cy), r)]
       colour = tuple(int(c) for c in rng.integers(120, 256, size=3))
       draw.polygon(points, fill=colour)
       xs, ys = zip(*points)
