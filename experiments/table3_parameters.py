@@ -11,11 +11,9 @@ import time
 
 from absl import app
 from absl import flags
-from official.core import task_factory
 import yaml
 
-from backbone_reuse.analysis import parameters
-from backbone_reuse.configs import resolve
+from backbone_reuse.tools import count_parameters
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _OUTPUT = flags.DEFINE_string(
@@ -29,11 +27,9 @@ def main(_):
   rows = []
   for entry in (e for e in entries if e['table'] == 'Table 3'):
     start = time.time()
-    params = resolve.experiment_config(
+    counts = count_parameters.count_experiment(
         entry['experiment'], entry['config_files'],
         entry.get('params_override', ''), root=str(REPO))
-    counts = parameters.count_parameters(
-        task_factory.get_task(params.task).build_model())
     paper = entry['paper']
     rows.append(
         f"| {entry['row']} | {paper['total_params_m']} | "

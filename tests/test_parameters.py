@@ -6,6 +6,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from backbone_reuse.tools import count_parameters
 import testing_utils
 
 
@@ -57,6 +58,20 @@ class ParametersTest(tf.test.TestCase, parameterized.TestCase):
                        sum(_count(h.weights) for h in model.detection_head))
     if experiment == 'backbone_reuse_maskrcnn_coco':
       self.assertGreater(modules['mask_head']['trainable'], 0)
+
+
+  def test_count_experiment_matches_a_built_model(self):
+    counts = count_parameters.count_experiment(
+        'backbone_reuse_retinanet_coco', ['configs/smoke/retinanet_tiny.yaml'],
+        'task.backbone_strategy=freeze,task.init_checkpoint=/unused/ckpt',
+        root=str(testing_utils.REPO))
+    params = testing_utils.tiny_config('backbone_reuse_retinanet_coco',
+                                       'freeze', '/unused/ckpt')
+    model = testing_utils.build_task(params).build_model()
+    self.assertEqual(counts['total_params'], _count(model.weights))
+    self.assertEqual(counts['trainable_params'],
+                     _count(model.trainable_weights))
+    self.assertEqual(counts['modules']['backbone']['trainable'], 0)
 
 
 if __name__ == '__main__':

@@ -17,24 +17,31 @@ from official.core import task_factory
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import resolve
 
-_EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
-_CONFIG_FILE = flags.DEFINE_multi_string('config_file', [], 'YAML files.')
-_PARAMS_OVERRIDE = flags.DEFINE_string('params_override', '', 'Overrides.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Also write the JSON here.')
+def count_experiment(experiment: str, config_files=(), params_override='',
+                     root=None) -> dict:
+  """Builds the experiment's model as training would and counts it."""
+  params = resolve.experiment_config(experiment, config_files,
+                                     params_override, root=root)
+  return parameters.count_parameters(
+      task_factory.get_task(params.task).build_model())
 
 
 def main(_):
-  params = resolve.experiment_config(_EXPERIMENT.value, _CONFIG_FILE.value,
-                                     _PARAMS_OVERRIDE.value)
-  model = task_factory.get_task(params.task).build_model()
-  counts = parameters.count_parameters(model)
+  values = flags.FLAGS
+  counts = count_experiment(values.experiment, values.config_file,
+                            values.params_override)
   text = json.dumps(counts, indent=2)
   print(text)
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
+  if values.output:
+    with open(values.output, 'w') as f:
       f.write(text + '\n')
 
 
 if __name__ == '__main__':
+  # Defined here, not at import, so importing this module defines no flags.
+  flags.DEFINE_string('experiment', None, 'Registered experiment.')
+  flags.DEFINE_multi_string('config_file', [], 'YAML files.')
+  flags.DEFINE_string('params_override', '', 'Overrides.')
+  flags.DEFINE_string('output', None, 'Also write the JSON here.')
   flags.mark_flag_as_required('experiment')
   app.run(main)
