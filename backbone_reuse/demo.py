@@ -22,8 +22,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
 
 # pylint: disable=g-import-not-at-top
 import resource
-import shutil
-import time
 from typing import Callable, Dict
 
 from absl import app
@@ -33,6 +31,7 @@ from official.core import task_factory
 from pycocotools import coco
 import tensorflow as tf
 
+from backbone_reuse import stages
 from backbone_reuse import train
 from backbone_reuse.analysis import visualize
 from backbone_reuse.configs import resolve
@@ -41,7 +40,6 @@ from backbone_reuse.data import shapes_world
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 
-_MARKER = 'stage.json'
 # Training stages continue from their last checkpoint after an interruption;
 # the others are cheap and start over.
 _RESUMABLE = ('upstream', 'detector')
@@ -140,18 +138,7 @@ class Demo:
     return {'train_steps': params.trainer.train_steps, 'metrics': metrics}
 
   def verify_checkpoint(self, stage: str, marker) -> str:
-    latest = tf.train.latest_checkpoint(self.path(stage))
-    if not latest:
-      return 'no checkpoint'
-    if not latest.endswith(f"-{marker['train_steps']}"):
-      return f'latest checkpoint {latest} is not the final step'
-    try:
-      reader = tf.train.load_checkpoint(latest)
-      for key in reader.get_variable_to_shape_map():
-        reader.get_tensor(key)
-    except (tf.errors.OpError, ValueError) as e:
-      return f'checkpoint {latest} is unreadable ({type(e).__name__})'
-    return None
+    return stages.verify_checkpoint(self.path(stage), marker['train_steps'])
 
   # -- evaluation -------------------------------------------------------------
   def evaluate(self):
@@ -200,60 +187,10 @@ class Demo:
 
   def run_stage(self, name: str, title: str, work: Callable,
                 verify: Callable, force: bool = False) -> Dict:
-    """Runs one stage unless a verified earlier result exists.
-
-    Args:
-      name: the stage (also its folder under the output dir).
-      title: what it does, for the progress line.
-      work: computes the stage; returns its marker dict.
-      verify: marker -> None if the stage's artefacts are sound, else why not.
-      force: an earlier stage was redone, so this one's results are stale.
-
-    Returns:
-      The stage's marker (with `seconds`).
-    """
-    directory = self.path(name)
-    marker_path = os.path.join(directory, _MARKER)
-    if force and os.path.isdir(directory):
-      shutil.rmtree(directory)
-    if os.path.isfile(marker_path):
-      try:
-        with open(marker_path) as f:
-          marker = json.load(f)
-        problem = verify(marker)
-      except Exception as e:  # pylint: disable=broad-except
-        problem = f'{type(e).__name__}: {e}'
-      if problem is None:
-        print(f'[{name}] done in an earlier run ({marker["seconds"]:.0f}s); '
-              'skipped.', flush=True)
-        self.timings[name] = marker['seconds']
-        return dict(marker, skipped=True)
-      print(f'[{name}] earlier result is unusable ({problem}); redoing.',
-            flush=True)
-      shutil.rmtree(directory)
-    elif os.path.isdir(directory) and name not in _RESUMABLE:
-      shutil.rmtree(directory)
-    os.makedirs(directory, exist_ok=True)
-    print(f'[{name}] {title} ...', flush=True)
-    start = time.time()
-    try:
-      marker = work()
-    except (tf.errors.OpError, ValueError) as e:
-      if name not in _RESUMABLE:
-        raise
-      # An interrupted run left a checkpoint that cannot be resumed.
-      print(f'[{name}] could not resume ({type(e).__name__}); starting the '
-            'stage over.', flush=True)
-      shutil.rmtree(directory)
-      os.makedirs(directory)
-      start = time.time()
-      marker = work()
-    marker['seconds'] = time.time() - start
-    with open(marker_path + '.tmp', 'w') as f:
-      json.dump(marker, f, indent=2)
-    os.replace(marker_path + '.tmp', marker_path)
+    """Runs stage `name` in its folder (see `stages.run_stage`)."""
+    marker = stages.run_stage(self.path(name), name, title, work, verify,
+                              resumable=name in _RESUMABLE, force=force)
     self.timings[name] = marker['seconds']
-    print(f'[{name}] finished in {marker["seconds"]:.0f}s.', flush=True)
     return marker
 
   def run(self) -> Dict:

@@ -9,7 +9,8 @@ r"""Trains and evaluates backbone_reuse experiments (Model Garden's driver).
 Overrides apply in order: registered factory, each --config_file, then
 --params_override; the result is validated (backbone strategy included) and
 written to MODEL_DIR/params.yaml. Evaluation metrics of the last evaluation go
-to MODEL_DIR/metrics.json; parameter counts to MODEL_DIR/parameters.json.
+to MODEL_DIR/metrics.json; parameter counts to MODEL_DIR/parameters.json;
+step time and peak memory of training to MODEL_DIR/resources.json.
 """
 import json
 import os
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
+from backbone_reuse.analysis import resources
 
 FLAGS = flags.FLAGS
 METRICS_FILENAME = 'metrics.json'
@@ -50,6 +52,8 @@ def run(params, model_dir: str, mode: str) -> dict:
   train_lib.run_experiment(
       distribution_strategy=distribution, task=task, mode=mode,
       params=params, model_dir=model_dir)
+  if 'train' in mode:
+    resources.write(model_dir)
   step, metrics = eval_summaries.read_last_eval(model_dir)
   if metrics:
     path = os.path.join(model_dir, METRICS_FILENAME)

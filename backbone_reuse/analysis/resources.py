@@ -1,0 +1,144 @@
+"""What a training run cost: step time, peak memory, FLOPs per step.
+
+The paper's Figure 1 plots AP against training memory and step time; these
+are the same measurements for any run of `backbone_reuse.train`:
+  * step time: Model Garden's controller writes `steps_per_second` to the
+    train summaries once per loop (`trainer.steps_per_loop` steps); the
+    median over loops after the first (which includes tracing) is reported;
+  * peak memory: the process's peak resident set (getrusage) and, where TF
+    keeps allocator statistics, its own peak per device;
+  * training FLOPs per step: TF's registered FLOP statistics summed over
+    one traced train step (forward, gradients of the trainable variables
+    only, optimizer update) -- so a frozen backbone's missing backward pass
+    is counted, not assumed.
+"""
+import json
+import os
+import resource
+import statistics
+from typing import Dict, List, Optional
+
+from absl import logging
+import tensorflow as tf
+
+FILENAME = 'resources.json'
+
+
+def peak_rss_mb() -> float:
+  """Peak resident memory of this process so far, in MiB (Linux: KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def tf_peak_memory_mb() -> Dict[str, float]:
+  """TF allocator peak per visible device, where TF tracks it."""
+  peaks = {}
+  for device in tf.config.list_logical_devices():
+    try:
+      info = tf.config.experimental.get_memory_info(device.name)
+    except (ValueError, tf.errors.OpError):
+      continue  # This device keeps no allocator statistics.
+    peaks[device.name] = info['peak'] / 2.0**20
+  return peaks
+
+
+def train_steps_per_second(model_dir: str,
+                           subdir: str = 'train') -> List[float]:
+  """`steps_per_second` of each training loop, in step order."""
+  by_step = {}
+  pattern = os.path.join(model_dir, subdir, 'events.out.tfevents.*')
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag == 'steps_per_second':
+          by_step[int(event.step)] = float(
+              tf.make_ndarray(value.tensor) if value.HasField('tensor')
+              else value.simple_value)
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def median_step_seconds(steps_per_second: List[float]) -> Optional[float]:
+  """Median seconds per step over the loops after the first (warm-up).
+
+  With a single loop there is nothing after warm-up; it is used as is.
+  """
+  rates = steps_per_second[1:] or steps_per_second
+  rates = [r for r in rates if r > 0]
+  return 1.0 / statistics.median(rates) if rates else None
+
+
+def train_step_flops(task, model, params) -> Dict[str, int]:
+  """Floating-point ops of one training step of `task` on one batch.
+
+  Traces `task.train_step` (the function Model Garden's trainer runs) with a
+  fresh optimizer and sums TF's registered FLOP statistics over the graph's
+  ops. Convolutions, matmuls, their gradients and elementwise arithmetic
+  count; NMS, gathers and resizes count as zero. Only ops that run count
+  (see `_executed_ops`); gradient ops are those TF's tape places under
+  `gradient_tape/`.
+
+  Returns:
+    {'total', 'forward', 'backward'} FLOPs per step (global batch).
+  """
+  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.framework import ops
+  optimizer = task.create_optimizer(params.trainer.optimizer_config,
+                                    params.runtime)
+  inputs = next(iter(task.build_inputs(params.task.train_data)))
+  metrics = task.build_metrics(training=True)
+
+  @tf.function
+  def step(batch):
+    return task.train_step(batch, model, optimizer, metrics=metrics)
+
+  graph = step.get_concrete_function(inputs).graph
+  counts = {'forward': 0, 'backward': 0}
+  for op in _executed_ops(graph):
+    try:
+      flops = ops.get_stats_for_node_def(graph, op.node_def, 'flops').value
+    except (ValueError, TypeError):  # Shapes TF cannot resolve statically.
+      flops = None
+    if flops:
+      kind = 'backward' if op.name.startswith('gradient_tape/') else 'forward'
+      counts[kind] += int(flops)
+  counts['total'] = counts['forward'] + counts['backward']
+  return counts
+
+
+def _executed_ops(graph) -> List:
+  """Ops the function's outputs or side effects depend on.
+
+  A frozen Keras layer keeps tf.Variables with trainable=True, so the tape
+  still records the backbone and builds its gradient ops; nothing consumes
+  them and TF prunes them before running. Counting only the fan-in of the
+  outputs and of the stateful ops (control outputs) counts what runs.
+  """
+  stack = [t.op for t in graph.outputs] + list(graph.control_outputs)
+  seen = set()
+  executed = []
+  while stack:
+    op = stack.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    executed.append(op)
+    stack.extend(t.op for t in op.inputs)
+    stack.extend(op.control_inputs)
+  return executed
+
+
+def write(model_dir: str, extra: Optional[Dict] = None) -> Dict:
+  """Writes MODEL_DIR/resources.json from this process and its summaries."""
+  rates = train_steps_per_second(model_dir)
+  record = {
+      'peak_rss_mb': peak_rss_mb(),
+      'tf_peak_memory_mb': tf_peak_memory_mb(),
+      'train_steps_per_second': rates,
+      'median_step_seconds': median_step_seconds(rates),
+      **(extra or {}),
+  }
+  path = os.path.join(model_dir, FILENAME)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+  logging.info('Training resources written to %s', path)
+  return record

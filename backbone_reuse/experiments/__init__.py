@@ -1,0 +1,1 @@
+"""Drivers that reproduce the paper's tables and figures (in miniature)."""
