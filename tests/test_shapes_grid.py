@@ -14,7 +14,7 @@ from backbone_reuse.experiments import shapes_report
 
 
 def _record(capacity, strategy, upstream, ap, per_class, repeat=0,
-            step=0.5, rss=2048.0, flops=4e9):
+            step=0.5, rss=2048.0, flops=4e9, tf_peak=512.0):
   groups = {'APr': ap - 0.1, 'APc': ap, 'APf': ap + 0.1}
   box = dict(AP=ap, AP50=ap + 0.2, **groups, per_class=per_class)
   return {
@@ -25,7 +25,8 @@ def _record(capacity, strategy, upstream, ap, per_class, repeat=0,
       'parameters': {'total_params': 4_000_000,
                      'trainable_params': (1_000_000 if strategy == 'freeze'
                                           else 3_000_000)},
-      'resources': {'median_step_seconds': step, 'peak_rss_mb': rss},
+      'resources': {'median_step_seconds': step, 'peak_rss_mb': rss,
+                    'tf_peak_memory_mb': {'/device:CPU:0': tf_peak}},
       'flops_per_step': {'total': flops},
       'batch_size': 8,
   }
@@ -38,7 +39,7 @@ def _fixed_records():
       _record('fpn', 'finetune', 'large', 0.20, {'a': 0.2, 'b': 0.4},
               step=0.5, rss=2048.0, flops=6e9),
       _record('fpn', 'freeze', 'large', 0.25, {'a': 0.4, 'b': 0.4},
-              step=0.4, rss=1024.0, flops=3e9),
+              step=0.4, rss=1024.0, flops=3e9, tf_peak=256.0),
       _record('fpn', 'finetune', 'small', 0.15, {'a': 0.1, 'b': 0.2},
               flops=6e9),
       _record('fpn', 'freeze', 'small', 0.12, {'a': 0.1, 'b': 0.2},
@@ -86,13 +87,26 @@ class ReportWriterTest(tf.test.TestCase):
     mask = shapes_report.table1(_fixed_records(), 'mask', 'AP')
     self.assertIn('| FPN | large | 5.0 | 10.0 | 12.5 | +2.5 |', mask.splitlines())
 
+  def test_table1_adapters_columns(self):
+    records = _fixed_records() + [
+        _record('nasfpn_cascade', 'adapters', 'large', 0.37,
+                {'a': 0.3, 'b': 0.5})]
+    lines = shapes_report.table1(records, 'box', 'AP').splitlines()
+    self.assertIn('| NAS-FPN + Cascade | large | — | 30.0 | '
+                  '34.0 (32.0–36.0, n=2) | +4.0 | 37.0 | +3.0 |', lines)
+    self.assertIn('| FPN | large | 10.0 | 20.0 | 25.0 | +5.0 | — | — |',
+                  lines)
+    text = '\n'.join(shapes_report.findings(records))
+    self.assertIn('Adapters (NAS-FPN + Cascade, large upstream): adapters − '
+                  'freeze box AP = +3.0', text)
+
   def test_table3_numbers(self):
     lines = shapes_report.table3(_fixed_records()).splitlines()
     self.assertIn('| FPN | finetune | 4.00 | 3.00 | 75.0 | 6.0 | 0.500 | '
-                  '2.00 |', lines)
+                  '0.50 | 2.00 |', lines)
     # Medians over both upstreams: steps 0.4 and 0.5, RSS 1 and 2 GB.
     self.assertIn('| FPN | freeze | 4.00 | 1.00 | 25.0 | 3.0 | 0.450 | '
-                  '1.50 |', lines)
+                  '0.38 | 1.50 |', lines)
 
   def test_relative_per_class(self):
     records = _fixed_records()
@@ -109,8 +123,10 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertIn('Here: yes.', text)
     # Medians over both upstreams: step (0.4, 0.5) vs (0.5, 0.5); RSS
     # (1024, 2048) vs (2048, 2048).
+    # TF peak (256, 512) vs (512, 512).
     self.assertIn('Resources (FPN): freeze / finetune = 0.90 step time, 0.75 '
-                  'peak RSS, 0.50 training FLOPs per step', text)
+                  'TF peak memory, 0.75 peak RSS, 0.50 training FLOPs per '
+                  'step', text)
     self.assertIn('box AP 32.0, 36.0 (range 4.0)', text)
 
   def test_writes_every_artefact(self):
@@ -149,7 +165,11 @@ class GridTest(tf.test.TestCase):
     names = [r.name for r in runs]
     self.assertLen(set(names), len(names))
     self.assertEqual(sum(r.strategy == 'scratch' for r in runs), 3)
-    self.assertEqual(sum(r.repeat == 0 for r in runs), 3 + 3 * 2 * 2)
+    # scratch per capacity, finetune/freeze per capacity and upstream, and
+    # one adapters cell (most capacity, large upstream).
+    self.assertEqual(sum(r.repeat == 0 for r in runs), 3 + 3 * 2 * 2 + 1)
+    self.assertEqual([r.name for r in runs if r.strategy == 'adapters'],
+                     ['nasfpn_cascade_adapters_large_r0'])
 
   def test_quick_mode_runs_resumes_and_reports(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')

@@ -28,8 +28,9 @@ def toy_data() -> dict:
 
 
 def tiny_config(experiment: str, backbone_strategy: str = 'scratch',
-                init_checkpoint=None):
-  """The registered experiment + its committed smoke YAML, on the toy set."""
+                init_checkpoint=None, task_overrides=None):
+  """The registered experiment + its committed smoke YAML, on the toy set
+  (+ `task_overrides`, a dict applied to the task last)."""
   params = exp_factory.get_exp_config(experiment)
   smoke = 'retinanet_tiny.yaml' if 'retinanet' in experiment else (
       'rcnn_tiny.yaml')
@@ -45,6 +46,8 @@ def tiny_config(experiment: str, backbone_strategy: str = 'scratch',
           'validation_data': {'input_path': data['val']},
       }
   }, is_strict=True)
+  if task_overrides:
+    params.override({'task': task_overrides}, is_strict=True)
   params.validate()
   return params
 

@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from backbone_reuse.modeling import adapters
+
 FILENAME = 'parameters.json'
 
 
@@ -24,8 +26,9 @@ def count_parameters(model: tf_keras.Model) -> Dict:
   """Counts total and trainable parameters, overall and per module.
 
   Modules are the model's `checkpoint_items` (backbone, decoder, rpn_head,
-  detection_head, mask_head, head, ...); variables outside them, if any, are
-  reported as `other`. "Total" counts every variable, including BatchNorm
+  detection_head, mask_head, head, ...), plus `adapters` (residual adapters,
+  counted apart from the backbone they sit in); variables outside them, if
+  any, are reported as `other`. "Total" counts every variable, including BatchNorm
   moving statistics.
 
   Args:
@@ -42,6 +45,17 @@ def count_parameters(model: tf_keras.Model) -> Dict:
     trainable = [w for part in parts for w in part.trainable_weights]
     seen.update(w.ref() for w in weights)
     modules[name] = {'total': _count(weights), 'trainable': _count(trainable)}
+  # Residual adapters live inside the backbone but are their own module.
+  adapter_weights = adapters.adapter_variables(model.backbone) if hasattr(
+      model, 'backbone') else []
+  if adapter_weights and 'backbone' in modules:
+    trainable_refs = {w.ref() for w in model.trainable_weights}
+    counts = {'total': _count(adapter_weights),
+              'trainable': _count(w for w in adapter_weights
+                                  if w.ref() in trainable_refs)}
+    modules['adapters'] = counts
+    for key in ('total', 'trainable'):
+      modules['backbone'][key] -= counts[key]
   other = [w for w in model.weights if w.ref() not in seen]
   if other:
     modules['other'] = {

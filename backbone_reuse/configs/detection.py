@@ -9,9 +9,11 @@ defaults are the paper's ResNet recipe (§4.1): ResNet-RS-style ResNet-101
 import dataclasses
 import functools
 import os
+from typing import List
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.modeling import hyperparams
 from official.modeling import optimization
 from official.vision.configs import backbones
 from official.vision.configs import common
@@ -46,10 +48,26 @@ class _StrategyValidation:
 
 
 @dataclasses.dataclass
+class Adapters(hyperparams.Config):
+  """Residual adapters, used with backbone_strategy 'adapters'.
+
+  See backbone_reuse/modeling/adapters.py for the two kinds and placement.
+  """
+  type: str = 'series'  # 'series' (Rebuffi 2017) or 'parallel' (2018).
+  # ResNet block groups (levels 2-5) whose 3x3 convs get adapters; empty:
+  # every block of the ResNet.
+  levels: List[int] = dataclasses.field(default_factory=list)
+  reduction: int = 0  # 0: full-width 1x1 conv; r: low-rank C -> C/r -> C.
+  zero_init: bool = True  # False: He init, as Rebuffi et al.
+  l2_weight_decay: float = 1e-4  # On adapter kernels only.
+
+
+@dataclasses.dataclass
 class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN task with a backbone reuse strategy."""
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
+  adapters: Adapters = dataclasses.field(default_factory=Adapters)
 
 
 @dataclasses.dataclass
@@ -57,6 +75,7 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   """RetinaNet task with a backbone reuse strategy."""
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
+  adapters: Adapters = dataclasses.field(default_factory=Adapters)
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ r"""The paper's Tables 1 and 3 and Figures 1 and 4, in miniature, on a CPU.
 The grid (same schedule and hyper-parameters in every cell; only the
 strategy, the detector's capacity YAML and the upstream checkpoint differ):
   strategy  scratch | finetune | freeze          configs/strategies/
+            (+ adapters, Table 7: one cell, most capacity, large upstream)
   capacity  fpn | nasfpn | nasfpn_cascade        configs/shapes/capacity/
   upstream  small | large (Shapes classification sets of different size;
             scratch uses none)                   configs/shapes/classification.yaml
@@ -55,7 +56,7 @@ from backbone_reuse.experiments import shapes_report
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
 CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
-STRATEGIES = ('scratch', 'finetune', 'freeze')
+STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
 UPSTREAMS = ('small', 'large')
 RESULTS = 'results.json'
 
@@ -122,6 +123,8 @@ class GridScale:
     for repeat in range(1, self.extra_repeats + 1):
       for strategy in ('finetune', 'freeze'):
         runs.append(Run('nasfpn_cascade', strategy, 'large', repeat))
+    # Table 7 in miniature: residual adapters where the paper puts them.
+    runs.append(Run('nasfpn_cascade', 'adapters', 'large'))
     return runs
 
 

@@ -23,7 +23,7 @@ import numpy as np
 CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
 CAPACITY_TITLES = {'fpn': 'FPN', 'nasfpn': 'NAS-FPN',
                    'nasfpn_cascade': 'NAS-FPN + Cascade'}
-STRATEGIES = ('scratch', 'finetune', 'freeze')
+STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
 UPSTREAMS = ('small', 'large')
 # Smoothing width for Figure 4, in log10(training annotations). The paper
 # smooths LVIS classes (1 to ~50,000 annotations) with sigma = 1000
@@ -79,26 +79,51 @@ def _mean(values):
   return statistics.mean(values) if values else None
 
 
+def tf_peak_mb(record: Dict) -> Optional[float]:
+  """TF allocator peak of the training process (largest device), in MiB."""
+  peaks = record['resources'].get('tf_peak_memory_mb') or {}
+  return max(peaks.values()) if peaks else None
+
+
+def _resource(record: Dict, field: str) -> Optional[float]:
+  if field == 'tf_peak_mb':
+    return tf_peak_mb(record)
+  return record['resources'][field]
+
+
 def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
-  """Rows capacity x upstream; scratch | finetune | freeze | freeze - finetune."""
+  """Rows capacity x upstream; scratch | finetune | freeze | freeze - finetune
+  (+ adapters | adapters - freeze when there are adapter runs)."""
   groups = group(records)
-  lines = ['| detector | upstream | scratch | finetune | freeze | '
-           'freeze − finetune |', '|---|---|---|---|---|---|']
+  with_adapters = any(k[1] == 'adapters' for k in groups)
+  header = ('| detector | upstream | scratch | finetune | freeze | '
+            'freeze − finetune |')
+  rule = '|---|---|---|---|---|---|'
+  if with_adapters:
+    header += ' adapters | adapters − freeze |'
+    rule += '---|---|'
+  lines = [header, rule]
   for capacity in CAPACITIES:
     scratch = metric(groups.get((capacity, 'scratch', None), []), kind, name)
     for upstream in UPSTREAMS:
-      finetune = metric(groups.get((capacity, 'finetune', upstream), []),
-                        kind, name)
-      freeze = metric(groups.get((capacity, 'freeze', upstream), []), kind,
-                      name)
-      if not (scratch or finetune or freeze):
+      cells = {s: metric(groups.get((capacity, s, upstream), []), kind, name)
+               for s in ('finetune', 'freeze', 'adapters')}
+      if not (scratch or any(cells.values())):
         continue
-      delta = ('—' if not (finetune and freeze) else
-               f'{100 * (_mean(freeze) - _mean(finetune)):+.1f}')
-      lines.append(f'| {CAPACITY_TITLES[capacity]} | {upstream} | '
-                   f'{_cell(scratch)} | {_cell(finetune)} | {_cell(freeze)} '
-                   f'| {delta} |')
+      row = (f'| {CAPACITY_TITLES[capacity]} | {upstream} | {_cell(scratch)} '
+             f'| {_cell(cells["finetune"])} | {_cell(cells["freeze"])} | '
+             f'{_difference(cells["freeze"], cells["finetune"])} |')
+      if with_adapters:
+        row += (f' {_cell(cells["adapters"])} | '
+                f'{_difference(cells["adapters"], cells["freeze"])} |')
+      lines.append(row)
   return '\n'.join(lines)
+
+
+def _difference(values: List[float], reference: List[float]) -> str:
+  if not (values and reference):
+    return '—'
+  return f'{100 * (_mean(values) - _mean(reference)):+.1f}'
 
 
 def table3(records: List[Dict]) -> str:
@@ -106,9 +131,10 @@ def table3(records: List[Dict]) -> str:
   groups = group(records)
   lines = ['| detector | strategy | total params (M) | trained params (M) | '
            'trained % | train GFLOPs / step | median step (s) | '
-           'peak RSS (GB) |', '|---|---|---|---|---|---|---|---|']
+           'TF peak memory (GB) | peak RSS (GB) |',
+           '|---|---|---|---|---|---|---|---|---|']
   for capacity in CAPACITIES:
-    for strategy in ('finetune', 'freeze', 'scratch'):
+    for strategy in ('finetune', 'freeze', 'adapters', 'scratch'):
       runs = [r for k, v in groups.items() for r in v
               if k[0] == capacity and k[1] == strategy]
       if not runs:
@@ -119,11 +145,14 @@ def table3(records: List[Dict]) -> str:
       step = [r['resources']['median_step_seconds'] for r in runs
               if r['resources']['median_step_seconds']]
       rss = [r['resources']['peak_rss_mb'] for r in runs]
+      tf_peak = [tf_peak_mb(r) for r in runs if tf_peak_mb(r)]
+      tf_cell = (f'{statistics.median(tf_peak) / 1024:.2f}' if tf_peak
+                 else '—')
       lines.append(
           f'| {CAPACITY_TITLES[capacity]} | {strategy} | {total / 1e6:.2f} | '
           f'{trained / 1e6:.2f} | {100 * trained / total:.1f} | '
           f'{runs[0]["flops_per_step"]["total"] / 1e9:.1f} | '
-          f'{statistics.median(step):.3f} | '
+          f'{statistics.median(step):.3f} | {tf_cell} | '
           f'{statistics.median(rss) / 1024:.2f} |')
   return '\n'.join(lines)
 
@@ -136,7 +165,8 @@ def figure1(records: List[Dict], path: str) -> None:
   colors = {'fpn': 'tab:blue', 'nasfpn': 'tab:orange',
             'nasfpn_cascade': 'tab:green'}
   markers = {'small': 'o', 'large': 's'}
-  measures = (('peak_rss_mb', 'training peak RSS (GB)', 1 / 1024),
+  measures = (('tf_peak_mb', 'training peak memory, TF allocator (GB)',
+               1 / 1024),
               ('median_step_seconds', 'training step time (s, median)', 1))
   for axis, (field, label, factor) in zip(axes, measures):
     for capacity in CAPACITIES:
@@ -146,12 +176,18 @@ def figure1(records: List[Dict], path: str) -> None:
           runs = groups.get((capacity, strategy, upstream), [])
           if runs:
             points[strategy] = (
-                factor * _mean([r['resources'][field] for r in runs]),
+                factor * _mean([_resource(r, field) for r in runs]),
                 100 * _mean(metric(runs, 'box', 'AP')))
         for strategy, (x, y) in points.items():
           axis.scatter(x, y, color=colors[capacity],
                        marker=markers[upstream],
                        facecolors='none' if strategy == 'finetune' else None)
+        adapted = groups.get((capacity, 'adapters', upstream), [])
+        if adapted:
+          axis.scatter(
+              factor * _mean([_resource(r, field) for r in adapted]),
+              100 * _mean(metric(adapted, 'box', 'AP')), marker='*', s=120,
+              color=colors[capacity])
         if len(points) == 2:
           axis.annotate('', xy=points['freeze'], xytext=points['finetune'],
                         arrowprops=dict(arrowstyle='->',
@@ -163,6 +199,9 @@ def figure1(records: List[Dict], path: str) -> None:
                         label=CAPACITY_TITLES[k]) for k, c in colors.items()]
   handles += [plt.Line2D([], [], color='grey', marker=m, linestyle='',
                          label=f'{u} upstream') for u, m in markers.items()]
+  if any(k[1] == 'adapters' for k in groups):
+    handles.append(plt.Line2D([], [], color='grey', marker='*',
+                              linestyle='', label='adapters'))
   axes[1].legend(handles=handles, fontsize=8, loc='best')
   figure.suptitle('Fine-tune (hollow) → freeze (filled): AP vs training '
                   'resources (Shapes world)')
@@ -198,7 +237,8 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
   groups = group(records)
   figure, axes = plt.subplots(1, len(CAPACITIES), figsize=(14, 4),
                               sharey=True)
-  styles = {'freeze': 'tab:green', 'scratch': 'tab:red'}
+  styles = {'freeze': 'tab:green', 'scratch': 'tab:red',
+            'adapters': 'tab:purple'}
   dashes = {'large': '-', 'small': '--'}
   for axis, capacity in zip(axes, CAPACITIES):
     for upstream in UPSTREAMS:
@@ -207,7 +247,8 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
         continue
       curves = relative_per_class(
           {'freeze': groups.get((capacity, 'freeze', upstream), []),
-           'scratch': groups.get((capacity, 'scratch', None), [])},
+           'scratch': groups.get((capacity, 'scratch', None), []),
+           'adapters': groups.get((capacity, 'adapters', upstream), [])},
           reference, annotations)
       for strategy, pairs in curves.items():
         x = np.log10([p[0] for p in pairs])
@@ -284,15 +325,32 @@ def findings(records: List[Dict]) -> List[str]:
     freeze = [r for k, v in groups.items() for r in v
               if k[0] == capacity and k[1] == 'freeze']
     if finetune and freeze:
-      def median(runs, field):
-        return statistics.median(r['resources'][field] for r in runs)
+      def ratio(field):
+        values = [[_resource(r, field) for r in runs]
+                  for runs in (freeze, finetune)]
+        if not all(v is not None for group in values for v in group):
+          return 'n/a'
+        value = statistics.median(values[0]) / statistics.median(values[1])
+        return f'{value:.2f}'
+      flops = (freeze[0]['flops_per_step']['total'] /
+               finetune[0]['flops_per_step']['total'])
       lines.append(
           f'- Resources ({CAPACITY_TITLES[capacity]}): freeze / finetune = '
-          f'{median(freeze, "median_step_seconds") / median(finetune, "median_step_seconds"):.2f}'
-          f' step time, '
-          f'{median(freeze, "peak_rss_mb") / median(finetune, "peak_rss_mb"):.2f}'
-          f' peak RSS, {freeze[0]["flops_per_step"]["total"] / finetune[0]["flops_per_step"]["total"]:.2f}'
-          ' training FLOPs per step.')
+          f'{ratio("median_step_seconds")} step time, '
+          f'{ratio("tf_peak_mb")} TF peak memory, {ratio("peak_rss_mb")} '
+          f'peak RSS, {flops:.2f} training FLOPs per step.')
+  for capacity in CAPACITIES:
+    for upstream in UPSTREAMS:
+      adapted = metric(groups.get((capacity, 'adapters', upstream), []),
+                       'box', 'AP')
+      frozen = metric(groups.get((capacity, 'freeze', upstream), []), 'box',
+                      'AP')
+      if adapted and frozen:
+        delta = 100 * (_mean(adapted) - _mean(frozen))
+        lines.append(
+            f'- Adapters ({CAPACITY_TITLES[capacity]}, {upstream} upstream): '
+            f'adapters − freeze box AP = {delta:+.1f}; the paper (Table 7): '
+            '+1.2 (ImageNet), +0.8 (JFT-300M).')
   repeated = {k: v for k, v in groups.items() if len(v) > 1}
   for (capacity, strategy, upstream), runs in sorted(
       repeated.items(), key=lambda kv: str(kv[0])):

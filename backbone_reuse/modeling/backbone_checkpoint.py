@@ -9,7 +9,9 @@ Two layouts are accepted, found by reading the checkpoint's object graph:
 Before restoring, every variable of the backbone is matched against the
 checkpoint the way TensorFlow's object-based restore matches it (same edge
 names from the root, same shape). Anything unmatched stops the run with the
-names listed: a partially restored backbone is never used silently.
+names listed: a partially restored backbone is never used silently. The one
+exception is residual adapters (modeling/adapters.py): new variables that no
+classification checkpoint has, left at their initial values.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -17,6 +19,8 @@ from absl import logging
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 import tf_keras
+
+from backbone_reuse.modeling import adapters
 
 # Edge paths from the checkpoint root to the backbone, tried in order.
 BACKBONE_PATHS: Tuple[Tuple[str, ...], ...] = (
@@ -68,7 +72,7 @@ def _find_backbone(graph) -> Tuple[Tuple[str, ...], int]:
   return (), -1
 
 
-def _variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
+def variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
   """Every variable under `root`, keyed by id, with its first edge path."""
   found = {}
   queue = [((), root)]
@@ -87,10 +91,14 @@ def _variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
   return found
 
 
-def _unmatched(graph, shapes, backbone_node: int, backbone) -> List[str]:
-  """Backbone variables the checkpoint cannot restore, with the reason."""
+def _unmatched(graph, shapes, backbone_node: int, backbone,
+               new_ids) -> List[str]:
+  """Backbone variables the checkpoint cannot restore, with the reason
+  (variables whose id is in `new_ids` are new, e.g. adapters: skipped)."""
   problems = []
-  for path, variable in _variables_by_path(backbone).values():
+  for key, (path, variable) in variables_by_path(backbone).items():
+    if key in new_ids:
+      continue
     node_id = backbone_node
     for name in path.split('/'):
       node_id = _child(graph, node_id, name) if node_id is not None else None
@@ -139,8 +147,9 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
         f'task.init_checkpoint={path!r} holds no backbone (root objects: '
         f'{roots}); accepted layouts: '
         f'{", ".join("/".join(p) for p in BACKBONE_PATHS)}.')
+  new = adapters.adapter_variables(backbone)
   problems = _unmatched(graph, reader.get_variable_to_shape_map(), node_id,
-                        backbone)
+                        backbone, {id(v) for v in new})
   layout = '/'.join(edges)
   if problems:
     raise BackboneCheckpointError(
@@ -149,6 +158,7 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
         f'architecture? First {min(len(problems), _SHOWN)}:\n  ' +
         '\n  '.join(problems[:_SHOWN]))
   _nest(edges, backbone).read(path).expect_partial()
-  logging.info('Restored all %d backbone variables from %s (layout %s).',
-               len(backbone.weights), path, layout)
+  logging.info('Restored all %d backbone variables from %s (layout %s); '
+               '%d adapter variables are new.',
+               len(backbone.weights) - len(new), path, layout, len(new))
   return layout

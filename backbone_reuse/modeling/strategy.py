@@ -9,6 +9,9 @@
             loss), and its BatchNorms run in inference mode (Keras 2 runs a
             non-trainable BatchNormalization with training=False), so moving
             statistics never change.
+  adapters  as freeze, plus residual adapters (task.adapters; see
+            modeling/adapters.py) inside the backbone that train, with their
+            own weight decay.
 Detector components (decoder, RPN, heads and their BatchNorms) always train.
 """
 from typing import Optional
@@ -16,14 +19,18 @@ from typing import Optional
 from official.vision.modeling import backbones
 import tf_keras
 
+from backbone_reuse.modeling import adapters
+
 SCRATCH = 'scratch'
 FINETUNE = 'finetune'
 FREEZE = 'freeze'
-STRATEGIES = (SCRATCH, FINETUNE, FREEZE)
+ADAPTERS = 'adapters'
+STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS)
 
 
 def is_frozen(strategy: str) -> bool:
-  return strategy == FREEZE
+  """The base backbone weights stay fixed (adapters, if any, train)."""
+  return strategy in (FREEZE, ADAPTERS)
 
 
 def validate_task_config(task_config) -> None:
@@ -52,7 +59,7 @@ def validate_task_config(task_config) -> None:
         f'task.backbone_strategy={strategy!r} needs task.init_checkpoint (a '
         f'classification checkpoint), got {checkpoint!r}; set it, or use '
         "backbone_strategy 'scratch'.")
-  if task_config.freeze_backbone and not is_frozen(strategy):
+  if task_config.freeze_backbone and strategy != FREEZE:
     raise ValueError(
         'task.freeze_backbone=True contradicts task.backbone_strategy='
         f"{strategy!r}; accepted: freeze_backbone=False, or "
@@ -69,7 +76,29 @@ def validate_task_config(task_config) -> None:
     raise ValueError(
         'task.model.backbone.*.stochastic_depth_drop_rate='
         f'{drop_rate} would keep perturbing a frozen backbone; accepted with '
-        "backbone_strategy='freeze': 0.0.")
+        f'backbone_strategy={strategy!r}: 0.0.')
+  if strategy == ADAPTERS:
+    _validate_adapters(task_config)
+
+
+def _validate_adapters(task_config) -> None:
+  config = task_config.adapters
+  backbone_type = task_config.model.backbone.type
+  if backbone_type != 'resnet':
+    raise ValueError(
+        f'task.model.backbone.type={backbone_type!r} has no adapter placement'
+        " yet; accepted with backbone_strategy='adapters': 'resnet'.")
+  if config.type not in adapters.TYPES:
+    raise ValueError(f'task.adapters.type={config.type!r} is not supported; '
+                     f'accepted: {", ".join(adapters.TYPES)}.')
+  bad = [l for l in config.levels or () if l not in adapters.LEVELS]
+  if bad:
+    raise ValueError(f'task.adapters.levels={list(config.levels)} names '
+                     f'levels {bad} that have no residual blocks; accepted: '
+                     f'a subset of {list(adapters.LEVELS)} (empty: all).')
+  if config.reduction < 0:
+    raise ValueError(f'task.adapters.reduction={config.reduction}; accepted: '
+                     '0 (full-width 1x1) or a positive reduction factor.')
 
 
 def build_backbone(
@@ -77,6 +106,7 @@ def build_backbone(
     model_config,
     l2_regularizer: Optional[tf_keras.regularizers.Regularizer],
     strategy: str,
+    adapters_config=None,
 ) -> tf_keras.Model:
   """Builds the detector's backbone as the strategy requires.
 
@@ -86,9 +116,11 @@ def build_backbone(
     l2_regularizer: the task's weight-decay regulariser; dropped for a frozen
       backbone so that its weights add nothing to the loss.
     strategy: one of STRATEGIES.
+    adapters_config: task.adapters (used by the 'adapters' strategy).
 
   Returns:
-    The backbone; non-trainable when the strategy freezes it.
+    The backbone; non-trainable when the strategy freezes it, except for
+    its adapters.
   """
   frozen = is_frozen(strategy)
   backbone = backbones.factory.build_backbone(
@@ -96,5 +128,19 @@ def build_backbone(
       backbone_config=model_config.backbone,
       norm_activation_config=model_config.norm_activation,
       l2_regularizer=None if frozen else l2_regularizer)
+  if strategy == ADAPTERS:
+    norm = model_config.norm_activation
+    decay = adapters_config.l2_weight_decay
+    options = adapters.AdapterOptions(
+        kind=adapters_config.type, reduction=adapters_config.reduction,
+        zero_init=adapters_config.zero_init,
+        # Halved to match tf.nn.l2_loss, as for the detector's regulariser.
+        kernel_regularizer=(tf_keras.regularizers.l2(decay / 2.0)
+                            if decay else None),
+        norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon)
+    backbone = adapters.build_adapted_resnet(backbone, input_specs, options,
+                                             adapters_config.levels)
+    adapters.freeze_all_but_adapters(backbone)
+    return backbone
   backbone.trainable = not frozen
   return backbone

@@ -39,7 +39,8 @@ class _BackboneReuseTask:
                       if l2_weight_decay else None)
     backbone = strategy.build_backbone(input_specs, config.model,
                                        l2_regularizer,
-                                       config.backbone_strategy)
+                                       config.backbone_strategy,
+                                       config.adapters)
     model = self._build_detector(input_specs, l2_regularizer, backbone)
     parameters.log_and_write(model, self.logging_dir)
     return model

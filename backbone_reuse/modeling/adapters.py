@@ -1,0 +1,220 @@
+"""Residual adapters on a frozen ResNet backbone (paper §4.5, Table 7).
+
+Two kinds, after Rebuffi et al.:
+  series    (2017) after a frozen 3x3 conv with output z:
+                y = z + W(BN(z))
+  parallel  (2018) beside a frozen 3x3 conv, on its input x, same stride:
+                y = conv3x3(x) + W(x)
+In both, the block's own (frozen) norm then takes y. W is a 1x1 conv, or with
+`reduction` r a low-rank pair of 1x1 convs (C -> C/r -> C).
+
+Placement: every 3x3 conv of every residual block in the chosen block groups
+(levels 2-5; default all): both convs of a basic block (ResNet-18/34), the
+middle conv of a bottleneck block (ResNet-50 and deeper, ResNet-RS). That is
+where Rebuffi et al. put them; 1x1 convs, the stem and shortcuts stay plain.
+
+Initialisation: by default W's last conv starts at zero, so at step 0 the
+adapted backbone computes exactly the frozen backbone's function: training
+starts from the classification features the paper shows are worth keeping,
+and `freeze` vs `adapters` differ only by what the adapters learn. Rebuffi et
+al. use He (fan-in) initialisation; `zero_init: false` gives that.
+
+Checkpoint compatibility: the adapted conv is a subclass of the Conv2D it
+replaces, under the same attribute, so every base variable keeps its path
+(e.g. .../_conv1/kernel) and a plain classification checkpoint restores into
+it; adapter variables live under the new `_adapter` edge.
+
+EfficientNet (MBConv) backbones are not supported yet: the strategy refuses
+them with a clear error.
+"""
+import dataclasses
+import functools
+from typing import List, Optional, Sequence
+
+from official.vision.modeling.backbones import resnet
+from official.vision.modeling.layers import nn_blocks
+import tensorflow as tf
+import tf_keras
+
+SERIES = 'series'
+PARALLEL = 'parallel'
+TYPES = (SERIES, PARALLEL)
+LEVELS = (2, 3, 4, 5)
+# The 3x3 convs of each Model Garden block, by attribute.
+_ADAPTED_CONVS = {
+    nn_blocks.ResidualBlock: ('_conv1', '_conv2'),
+    nn_blocks.BottleneckBlock: ('_conv2',),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterOptions:
+  """How each adapter is built (see the module docstring)."""
+  kind: str = SERIES
+  reduction: int = 0  # 0: full-width 1x1; r > 0: C -> C/r -> C.
+  zero_init: bool = True
+  kernel_regularizer: Optional[tf_keras.regularizers.Regularizer] = None
+  norm_momentum: float = 0.99
+  norm_epsilon: float = 1e-3
+
+
+class Adapter(tf_keras.layers.Layer):
+  """W (and, in series, the BN before it): the only trained backbone part."""
+
+  def __init__(self, filters: int, options: AdapterOptions, strides: int = 1,
+               **kwargs):
+    super().__init__(**kwargs)
+    self._filters = filters
+    self._options = options
+    self._strides = strides
+
+  def build(self, input_shape):
+    options = self._options
+    if options.kind == SERIES:
+      self._norm = tf_keras.layers.BatchNormalization(
+          momentum=options.norm_momentum, epsilon=options.norm_epsilon)
+    last_init = 'zeros' if options.zero_init else 'he_normal'
+    convs = []
+    if options.reduction:
+      convs.append(tf_keras.layers.Conv2D(
+          max(1, self._filters // options.reduction), 1,
+          strides=self._strides, use_bias=False,
+          kernel_initializer='he_normal',
+          kernel_regularizer=options.kernel_regularizer))
+    convs.append(tf_keras.layers.Conv2D(
+        self._filters, 1, strides=1 if options.reduction else self._strides,
+        use_bias=False, kernel_initializer=last_init,
+        kernel_regularizer=options.kernel_regularizer))
+    self._convs = convs
+    super().build(input_shape)
+
+  def call(self, inputs, training=None):
+    x = inputs
+    if self._options.kind == SERIES:
+      x = self._norm(x, training=training)
+    for conv in self._convs:
+      x = conv(x)
+    return x
+
+
+class AdaptedConv2D(tf_keras.layers.Conv2D):
+  """A (frozen) Conv2D with a residual adapter in series or in parallel."""
+
+  def __init__(self, *args, adapter_options: AdapterOptions, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._adapter_options = adapter_options
+
+  def build(self, input_shape):
+    super().build(input_shape)
+    options = self._adapter_options
+    # A 'valid' 3x3 conv here follows Model Garden's explicit 1-pixel
+    # padding; the parallel 1x1 sees the unpadded input so outputs align.
+    self._crop = (self.kernel_size[0] // 2 if self.padding == 'valid'
+                  and options.kind == PARALLEL else 0)
+    self._adapter = Adapter(self.filters, options,
+                            strides=self.strides[0] if options.kind ==
+                            PARALLEL else 1, name='adapter')
+
+  def freeze_base(self):
+    """Moves the conv's own weights out of the trainable set (the adapter
+    keeps training; `trainable=False` here would stop it too)."""
+    base = [self.kernel] + ([self.bias] if self.use_bias else [])
+    # In place: assigning these lists would make Keras re-add every
+    # tf.Variable(trainable=True) in them to the trainable set.
+    self._trainable_weights[:] = [
+        w for w in self._trainable_weights if all(w is not b for b in base)]
+    for weight in base:
+      if all(weight is not w for w in self._non_trainable_weights):
+        self._non_trainable_weights.append(weight)
+
+  def call(self, inputs, training=None):
+    z = super().call(inputs)
+    if self._adapter_options.kind == SERIES:
+      return z + self._adapter(z, training=training)
+    x = inputs
+    if self._crop:
+      x = x[:, self._crop:-self._crop, self._crop:-self._crop, :]
+    return z + self._adapter(x, training=training)
+
+
+def _adapted_block(base_cls):
+  """A Model Garden block whose 3x3 convs carry adapters."""
+  conv_names = _ADAPTED_CONVS[base_cls]
+
+  class AdaptedBlock(base_cls):
+
+    def __init__(self, *args, adapter_options: AdapterOptions, **kwargs):
+      super().__init__(*args, **kwargs)
+      self._adapter_options = adapter_options
+
+    def build(self, input_shape):
+      super().build(input_shape)
+      for name in conv_names:
+        plain = getattr(self, name)
+        setattr(self, name, AdaptedConv2D(
+            **plain.get_config(), adapter_options=self._adapter_options))
+
+  AdaptedBlock.__name__ = 'Adapted' + base_cls.__name__
+  return AdaptedBlock
+
+
+_ADAPTED_BLOCKS = {cls: _adapted_block(cls) for cls in _ADAPTED_CONVS}
+
+
+class AdaptedResNet(resnet.ResNet):
+  """Model Garden's ResNet with adapters in the blocks of `levels`."""
+
+  def __init__(self, *args, adapter_options: AdapterOptions,
+               levels: Sequence[int] = LEVELS, **kwargs):
+    # ResNet.__init__ builds the whole graph (calling _block_group), so the
+    # adapter settings must be in place first, untracked by Keras.
+    object.__setattr__(self, '_adapter_plan', (adapter_options, tuple(levels)))
+    super().__init__(*args, **kwargs)
+
+  def _block_group(self, inputs, filters, strides, block_fn,
+                   block_repeats=1, stochastic_depth_drop_rate=0.0,
+                   name='block_group'):
+    options, levels = self._adapter_plan
+    if int(name.rsplit('_l', 1)[1]) in levels:
+      block_fn = functools.partial(_ADAPTED_BLOCKS[block_fn],
+                                   adapter_options=options)
+    return super()._block_group(inputs, filters, strides, block_fn,
+                                block_repeats, stochastic_depth_drop_rate,
+                                name)
+
+
+def build_adapted_resnet(plain: resnet.ResNet,
+                         input_specs: tf_keras.layers.InputSpec,
+                         options: AdapterOptions,
+                         levels: Optional[Sequence[int]] = None
+                         ) -> AdaptedResNet:
+  """The adapted twin of `plain` (same constructor arguments)."""
+  return AdaptedResNet(input_specs=input_specs, adapter_options=options,
+                       levels=tuple(levels or LEVELS), **plain.get_config())
+
+
+def adapters_of(layer: tf_keras.layers.Layer) -> List[Adapter]:
+  return [m for m in layer.submodules if isinstance(m, Adapter)]
+
+
+def adapter_variables(layer: tf_keras.layers.Layer) -> List[tf.Variable]:
+  return [w for a in adapters_of(layer) for w in a.weights]
+
+
+def freeze_all_but_adapters(layer: tf_keras.layers.Layer) -> None:
+  """Stops training every base weight under `layer`; adapters still train.
+
+  Keras' `trainable=False` reaches every sublayer, so it is set only on
+  layers without adapters inside (their BatchNorms then run in inference
+  mode, exactly as with `freeze`); adapted convs drop their own kernel from
+  the trainable set.
+  """
+  if isinstance(layer, Adapter):
+    return
+  if not adapters_of(layer):
+    layer.trainable = False
+    return
+  for child in layer._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
+    freeze_all_but_adapters(child)
+  if isinstance(layer, AdaptedConv2D):
+    layer.freeze_base()

@@ -1,0 +1,212 @@
+"""Residual adapters on the frozen backbone: exact start, what trains, restore."""
+import json
+import os
+
+from absl.testing import parameterized
+import tensorflow as tf
+import tf_keras
+
+import testing_utils
+from backbone_reuse.analysis import parameters
+from backbone_reuse.modeling import adapters
+from backbone_reuse.modeling import backbone_checkpoint
+
+_EXPERIMENT = 'backbone_reuse_fasterrcnn_coco'
+_STEPS = 3
+
+
+class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _checkpoint(self):
+    probe = testing_utils.tiny_config(_EXPERIMENT)
+    return testing_utils.write_classification_checkpoint(
+        probe.task.model, self.get_temp_dir(), 'trainer')
+
+  def _model(self, strategy, checkpoint, kind='series', logging_dir=None,
+             **adapter_fields):
+    overrides = ({'adapters': dict(type=kind, **adapter_fields)}
+                 if strategy == 'adapters' else None)
+    params = testing_utils.tiny_config(_EXPERIMENT, strategy, checkpoint,
+                                       overrides)
+    # A constant, larger learning rate than the smoke schedule's warm-up: a
+    # zero-initialised adapter gives its BN gamma no gradient at step 1 and a
+    # tiny one after, which at lr 0.007 rounds away against gamma = 1.0.
+    params.override({'trainer': {'optimizer_config': {
+        'learning_rate': {'type': 'constant',
+                          'constant': {'learning_rate': 0.1}},
+        'warmup': {'type': None}}}}, is_strict=True)
+    task = testing_utils.build_task(params, logging_dir=logging_dir)
+    model = task.build_model()
+    task.initialize(model)
+    return params, task, model
+
+  @parameterized.parameters('series', 'parallel')
+  def test_zero_init_computes_the_frozen_backbone(self, kind):
+    checkpoint, _ = self._checkpoint()
+    _, _, frozen = self._model('freeze', checkpoint)
+    _, _, adapted = self._model('adapters', checkpoint, kind)
+    self.assertNotEmpty(adapters.adapters_of(adapted.backbone))
+    images = tf.random.uniform([2, 64, 64, 3])
+    for training in (False, True):
+      expected = frozen.backbone(images, training=training)
+      actual = adapted.backbone(images, training=training)
+      for level in expected:
+        self.assertAllEqual(expected[level], actual[level])
+
+  def test_he_init_changes_the_function(self):
+    checkpoint, _ = self._checkpoint()
+    _, _, frozen = self._model('freeze', checkpoint)
+    _, _, adapted = self._model('adapters', checkpoint, 'parallel',
+                                zero_init=False)
+    images = tf.random.uniform([2, 64, 64, 3])
+    self.assertNotAllClose(frozen.backbone(images)['5'],
+                           adapted.backbone(images)['5'])
+
+  def test_placement(self):
+    checkpoint, _ = self._checkpoint()
+    # ResNet-18: 4 groups x 2 basic blocks x 2 3x3 convs.
+    _, _, model = self._model('adapters', checkpoint)
+    self.assertLen(adapters.adapters_of(model.backbone), 16)
+    _, _, model = self._model('adapters', checkpoint, levels=[4, 5],
+                              reduction=4)
+    found = adapters.adapters_of(model.backbone)
+    self.assertLen(found, 8)
+    # Low rank: C -> C/4 -> C, two 1x1 kernels each.
+    kernels = [w for a in found for w in a.weights if 'kernel' in w.name]
+    self.assertLen(kernels, 16)
+    self.assertEqual(kernels[0].shape[-1] * 4, kernels[1].shape[-1])
+
+  def _train(self, kind, distribution=None, zero_init=True):
+    distribution = distribution or tf.distribute.get_strategy()
+    checkpoint, _ = self._checkpoint()
+    with distribution.scope():
+      params, task, model = self._model('adapters', checkpoint, kind,
+                                        zero_init=zero_init)
+      optimizer = task.create_optimizer(params.trainer.optimizer_config,
+                                        params.runtime)
+      metrics = task.build_metrics(training=True)
+    dataset = distribution.distribute_datasets_from_function(
+        lambda context: task.build_inputs(params.task.train_data, context))
+    iterator = iter(dataset)
+    before = {v.ref(): v.numpy() for v in model.weights}
+
+    @tf.function
+    def step(inputs):
+      return distribution.run(task.train_step,
+                              args=(inputs, model, optimizer),
+                              kwargs={'metrics': metrics})
+
+    for _ in range(_STEPS):
+      step(next(iterator))
+    return model, optimizer, before
+
+  def _assert_only_adapters_train(self, model, optimizer, before,
+                                  may_stay=None):
+    backbone = model.backbone
+    adapter_refs = {v.ref() for v in adapters.adapter_variables(backbone)}
+    base = [v for v in backbone.weights if v.ref() not in adapter_refs]
+    self.assertNotEmpty(adapter_refs)
+    self.assertNotEmpty([v for v in base if 'moving_' in v.name])
+    for variable in base:
+      self.assertAllEqual(before[variable.ref()], variable.numpy(),
+                          msg=variable.name)
+      for name in optimizer.get_slot_names():
+        with self.assertRaises(KeyError, msg=variable.name):
+          optimizer.get_slot(variable, name)
+    unchanged = [v.name for v in adapters.adapter_variables(backbone)
+                 if (before[v.ref()] == v.numpy()).all()]
+    if may_stay:
+      unchanged = [n for n in unchanged if may_stay not in n]
+    self.assertEmpty(unchanged)
+    self.assertEqual({v.ref() for v in backbone.trainable_weights},
+                     {v.ref() for v in adapters.adapter_variables(backbone)
+                      if v.trainable and 'moving_' not in v.name})
+    # Only the adapters' weight decay reaches the loss from the backbone.
+    self.assertLen(backbone.losses, len(
+        [v for v in backbone.trainable_weights if 'kernel' in v.name]))
+
+  @parameterized.parameters(('series', False), ('parallel', True))
+  def test_only_adapters_train(self, kind, zero_init):
+    model, optimizer, before = self._train(kind, zero_init=zero_init)
+    self._assert_only_adapters_train(model, optimizer, before)
+
+  def test_zero_init_series_adapters_train(self):
+    # With W = 0 at step 1 the BN gamma before it gets no gradient, and a
+    # tiny one after (product of two small terms); 3 steps may not move it
+    # past float32 rounding of 1.0. Everything else must move.
+    model, optimizer, before = self._train('series', zero_init=True)
+    self._assert_only_adapters_train(model, optimizer, before,
+                                     may_stay='/gamma')
+
+  def test_only_adapters_train_under_mirrored_strategy(self):
+    devices = [d.name for d in tf.config.list_logical_devices('CPU')]
+    distribution = tf.distribute.MirroredStrategy(devices)
+    self.assertEqual(distribution.num_replicas_in_sync, 2)
+    model, optimizer, before = self._train('parallel', distribution)
+    self._assert_only_adapters_train(model, optimizer, before)
+
+  def test_classification_checkpoint_restores_every_base_variable(self):
+    checkpoint, classifier = self._checkpoint()
+    _, _, model = self._model('adapters', checkpoint)
+    adapter_ids = {id(v) for v in adapters.adapter_variables(model.backbone)}
+    # Base variables keep the plain backbone's checkpoint paths.
+    ours = {path: v for key, (path, v) in
+            backbone_checkpoint.variables_by_path(model.backbone).items()
+            if key not in adapter_ids}
+    theirs = {path: v for path, v in
+              backbone_checkpoint.variables_by_path(
+                  classifier.backbone).values()}
+    self.assertEqual(set(ours), set(theirs))
+    for path, variable in ours.items():
+      self.assertAllEqual(variable.numpy(), theirs[path].numpy(), msg=path)
+
+  def test_missing_base_variable_fails(self):
+    other = testing_utils.tiny_config(_EXPERIMENT)
+    other.task.model.backbone.resnet.model_id = 10  # Fewer blocks than R-18.
+    checkpoint, _ = testing_utils.write_classification_checkpoint(
+        other.task.model, self.get_temp_dir(), 'root')
+    params = testing_utils.tiny_config(_EXPERIMENT, 'adapters', checkpoint)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    with self.assertRaises(backbone_checkpoint.BackboneCheckpointError) as e:
+      task.initialize(model)
+    message = str(e.exception)
+    self.assertRegex(message, r'cannot initialise \d+ backbone variable')
+    self.assertNotIn('adapter', message)
+
+  def test_parameters_json_lists_adapters(self):
+    checkpoint, _ = self._checkpoint()
+    logging_dir = self.get_temp_dir()
+    _, _, model = self._model('adapters', checkpoint, 'parallel',
+                              logging_dir=logging_dir)
+    with open(os.path.join(logging_dir, parameters.FILENAME)) as f:
+      counts = json.load(f)
+    modules = counts['modules']
+    adapter_count = sum(v.shape.num_elements() for v in
+                        adapters.adapter_variables(model.backbone))
+    self.assertEqual(modules['adapters']['total'], adapter_count)
+    self.assertEqual(modules['backbone']['trainable'], 0)
+    detector = sum(modules[m]['trainable'] for m in
+                   ('decoder', 'rpn_head', 'detection_head'))
+    self.assertEqual(counts['trainable_params'],
+                     detector + modules['adapters']['trainable'])
+    self.assertEqual(counts['trainable_params'], sum(
+        v.shape.num_elements() for v in model.trainable_weights))
+
+  @parameterized.named_parameters(
+      ('type', {'adapters': {'type': 'serial'}},
+       r"task.adapters.type='serial' is not supported; accepted: series, "
+       'parallel'),
+      ('levels', {'adapters': {'levels': [1, 6]}},
+       r'task.adapters.levels=\[1, 6\] names levels \[1, 6\]'),
+      ('backbone', {'model': {'backbone': {'type': 'efficientnet'}}},
+       r"task.model.backbone.type='efficientnet' has no adapter placement"),
+  )
+  def test_refusals(self, overrides, message):
+    with self.assertRaisesRegex(ValueError, message):
+      testing_utils.tiny_config(_EXPERIMENT, 'adapters', '/c/ckpt',
+                                overrides)
+
+
+if __name__ == '__main__':
+  tf.test.main()
