@@ -286,9 +286,10 @@ class ShapesGrid:
     return results
 
   def flops(self, run: Run) -> Dict[str, int]:
-    """Training FLOPs per step; the same for every run of a capacity whose
-    backbone trains (scratch, finetune) or not (freeze), so counted once."""
-    kind = 'frozen' if run.strategy == 'freeze' else 'trained'
+    """Training FLOPs per step. They depend on the model and the batch
+    shape only, so each (capacity, strategy) is counted once and cached."""
+    kind = 'trained' if run.strategy in ('scratch', 'finetune') else (
+        run.strategy)
     cache = self.path('flops', f'{run.capacity}_{kind}.json')
     if os.path.isfile(cache):
       with open(cache) as f:
@@ -340,8 +341,6 @@ class ShapesGrid:
       upstream[name] = marker
     for index, run in enumerate(runs, 1):
       stale = redone['data'] or bool(run.upstream and redone[run.upstream])
-      if stale:
-        _remove_flops_cache(self.path('flops'))
       self._stage(self.path('runs', run.name),
                   f'{index}/{len(runs)} {run.name}',
                   'train and evaluate',
@@ -368,12 +367,6 @@ class ShapesGrid:
     shapes_report.write_report(records, context, self.report_dir)
     print(f'Report written to {self.report_dir}', flush=True)
     return {'context': context, 'records': records}
-
-
-def _remove_flops_cache(directory: str) -> None:
-  if os.path.isdir(directory):
-    for name in os.listdir(directory):
-      os.remove(os.path.join(directory, name))
 
 
 def _load(directory: str, filename: str) -> Dict:

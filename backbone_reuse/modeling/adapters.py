@@ -59,7 +59,11 @@ class AdapterOptions:
 
 
 class Adapter(tf_keras.layers.Layer):
-  """W (and, in series, the BN before it): the only trained backbone part."""
+  """W (and, in series, the BN before it): the only trained backbone part.
+
+  Call: [batch, height, width, channels_in] -> [batch, height / strides,
+  width / strides, filters]. Series: channels_in == filters, strides 1.
+  """
 
   def __init__(self, filters: int, options: AdapterOptions, strides: int = 1,
                **kwargs):
@@ -98,7 +102,11 @@ class Adapter(tf_keras.layers.Layer):
 
 
 class AdaptedConv2D(tf_keras.layers.Conv2D):
-  """A (frozen) Conv2D with a residual adapter in series or in parallel."""
+  """A (frozen) Conv2D with a residual adapter in series or in parallel.
+
+  Same call shapes as the Conv2D it replaces: [batch, height, width,
+  channels_in] -> [batch, height', width', filters].
+  """
 
   def __init__(self, *args, adapter_options: AdapterOptions, **kwargs):
     super().__init__(*args, **kwargs)
