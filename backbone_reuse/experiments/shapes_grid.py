@@ -120,11 +120,11 @@ class GridScale:
       for upstream in UPSTREAMS:
         for strategy in ('finetune', 'freeze'):
           runs.append(Run(capacity, strategy, upstream))
+    # Table 7 in miniature: residual adapters where the paper puts them.
+    runs.append(Run('nasfpn_cascade', 'adapters', 'large'))
     for repeat in range(1, self.extra_repeats + 1):
       for strategy in ('finetune', 'freeze'):
         runs.append(Run('nasfpn_cascade', strategy, 'large', repeat))
-    # Table 7 in miniature: residual adapters where the paper puts them.
-    runs.append(Run('nasfpn_cascade', 'adapters', 'large'))
     return runs
 
 
@@ -383,11 +383,16 @@ def _machine() -> Dict:
 
 
 def main(_):
-  scale = 'quick' if FLAGS.quick else 'default'
+  scale = SCALES['quick' if FLAGS.quick else 'default']
+  if FLAGS.extra_repeats is not None:
+    if FLAGS.extra_repeats < 0:
+      raise SystemExit(f'--extra_repeats={FLAGS.extra_repeats}; accepted: '
+                       '0 or more.')
+    scale = dataclasses.replace(scale, extra_repeats=FLAGS.extra_repeats)
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.experiments.shapes_grid ' + ' '.join(
       sys.argv[1:])
-  ShapesGrid(FLAGS.output_dir, SCALES[scale], report_dir, command).run()
+  ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run()
 
 
 if __name__ == '__main__':
@@ -397,5 +402,8 @@ if __name__ == '__main__':
                       'Where the report goes (default: OUTPUT_DIR/report).')
   flags.DEFINE_bool('quick', False,
                     'A 2-run slice on tiny data (what the tests run).')
+  flags.DEFINE_integer('extra_repeats', None,
+                       'Reruns of the key comparison (NAS-FPN + Cascade, '
+                       'large upstream, finetune vs freeze); default 1.')
   FLAGS = flags.FLAGS
   app.run(main)
