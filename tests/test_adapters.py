@@ -82,22 +82,8 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     with distribution.scope():
       params, task, model = self._model('adapters', checkpoint, kind,
                                         zero_init=zero_init)
-      optimizer = task.create_optimizer(params.trainer.optimizer_config,
-                                        params.runtime)
-      metrics = task.build_metrics(training=True)
-    dataset = distribution.distribute_datasets_from_function(
-        lambda context: task.build_inputs(params.task.train_data, context))
-    iterator = iter(dataset)
-    before = {v.ref(): v.numpy() for v in model.weights}
-
-    @tf.function
-    def step(inputs):
-      return distribution.run(task.train_step,
-                              args=(inputs, model, optimizer),
-                              kwargs={'metrics': metrics})
-
-    for _ in range(_STEPS):
-      step(next(iterator))
+    optimizer, _, before = testing_utils.train_steps(
+        task, model, params, _STEPS, distribution)
     return model, optimizer, before
 
   def _assert_only_adapters_train(self, model, optimizer, before,

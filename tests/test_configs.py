@@ -78,10 +78,16 @@ class StrategyConfigTest(tf.test.TestCase, parameterized.TestCase):
        'task.freeze_backbone=true',
        r"task.freeze_backbone=True contradicts "
        r"task.backbone_strategy='finetune'"),
-      ('whole_model_import',
+      ('decoder_only_import',
        'task.backbone_strategy=freeze,task.init_checkpoint=/c/ckpt,'
-       'task.init_checkpoint_modules=all',
-       r"task.init_checkpoint_modules='all' is not supported"),
+       'task.init_checkpoint_modules=decoder',
+       r"task.init_checkpoint_modules='decoder' is not supported; accepted: "
+       r"'backbone' .* or 'all'"),
+      ('stage_two_without_whole_detector',
+       'task.backbone_strategy=freeze,task.init_checkpoint=/c/ckpt,'
+       'task.train_only_box_classifier=true',
+       r"task.train_only_box_classifier=True \(stage 2\) .* "
+       r"task.init_checkpoint_modules='all'"),
       ('stochastic_depth_on_frozen',
        'task.backbone_strategy=freeze,task.init_checkpoint=/c/ckpt,'
        'task.model.backbone.resnet.stochastic_depth_drop_rate=0.1',

@@ -44,22 +44,8 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
       task = testing_utils.build_task(params)
       model = task.build_model()
       task.initialize(model)
-      optimizer = task.create_optimizer(params.trainer.optimizer_config,
-                                        params.runtime)
-      metrics = task.build_metrics(training=True)
-    dataset = distribution.distribute_datasets_from_function(
-        lambda context: task.build_inputs(params.task.train_data, context))
-    iterator = iter(dataset)
-    before = {v.ref(): v.numpy() for v in model.weights}
-
-    @tf.function
-    def step(inputs):
-      return distribution.run(
-          task.train_step, args=(inputs, model, optimizer),
-          kwargs={'metrics': metrics})
-
-    for _ in range(_STEPS):
-      step(next(iterator))
+    optimizer, metrics, before = testing_utils.train_steps(
+        task, model, params, _STEPS, distribution)
     return model, optimizer, before, metrics
 
   def _changed(self, variable, before):

@@ -90,3 +90,31 @@ def write_classification_checkpoint(model_config, directory: str,
         **classifier.checkpoint_items)
   path = checkpoint.save(os.path.join(directory, 'ckpt'))
   return path, classifier
+
+
+def train_steps(task, model, params, steps: int, distribution=None):
+  """Runs `steps` real `task.train_step`s on the task's training data.
+
+  Build and initialise `model` under `distribution.scope()` first.
+
+  Returns:
+    (optimizer, metrics, {variable ref: value before training}).
+  """
+  distribution = distribution or tf.distribute.get_strategy()
+  with distribution.scope():
+    optimizer = task.create_optimizer(params.trainer.optimizer_config,
+                                      params.runtime)
+    metrics = task.build_metrics(training=True)
+  dataset = distribution.distribute_datasets_from_function(
+      lambda context: task.build_inputs(params.task.train_data, context))
+  iterator = iter(dataset)
+  before = {v.ref(): v.numpy() for v in model.weights}
+
+  @tf.function
+  def step(inputs):
+    return distribution.run(task.train_step, args=(inputs, model, optimizer),
+                            kwargs={'metrics': metrics})
+
+  for _ in range(steps):
+    step(next(iterator))
+  return optimizer, metrics, before

@@ -21,6 +21,7 @@ from official.vision.configs import decoders
 from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
 
+from backbone_reuse.modeling import class_balanced
 from backbone_reuse.modeling import strategy
 
 COCO_TRAIN_IMAGES = 118287
@@ -63,11 +64,57 @@ class Adapters(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class ClassBalancedLoss(hyperparams.Config):
+  """Per-class weights on the box classifier's cross-entropy.
+
+  See backbone_reuse/modeling/class_balanced.py for the formulas.
+  """
+  type: str = class_balanced.NONE  # none|effective_number|inverse_frequency
+  beta: float = 0.999  # effective_number only (Cui et al. 2019).
+  # COCO/LVIS JSON of the training split: per-class annotation counts.
+  annotation_file: str = ''
+
+  def validate(self):
+    if self.type not in class_balanced.TYPES:
+      raise ValueError(
+          f'task.class_balanced_loss.type={self.type!r}; accepted: '
+          f'{", ".join(class_balanced.TYPES)}.')
+    if self.type != class_balanced.NONE and not self.annotation_file:
+      raise ValueError(
+          f'task.class_balanced_loss.type={self.type!r} needs '
+          'task.class_balanced_loss.annotation_file (the training JSON, for '
+          'per-class annotation counts).')
+
+
+@dataclasses.dataclass
 class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN task with a backbone reuse strategy."""
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  # Stage 2 of the LVIS recipe: restore a trained detector (modules 'all')
+  # and train only the box heads' final classification layers.
+  train_only_box_classifier: bool = False
+  class_balanced_loss: ClassBalancedLoss = dataclasses.field(
+      default_factory=ClassBalancedLoss)
+
+  def validate(self):
+    super().validate()
+    self.class_balanced_loss.validate()
+    if (self.class_balanced_loss.type != class_balanced.NONE
+        and self.losses.class_weights):
+      raise ValueError(
+          'task.losses.class_weights and task.class_balanced_loss.type='
+          f'{self.class_balanced_loss.type!r} both set class weights; '
+          'accepted: one of them.')
+
+
+@dataclasses.dataclass
+class LvisMaskRCNNTask(MaskRCNNTask):
+  """Mask R-CNN evaluated with the LVIS API (federated, 300 dets/image).
+
+  `annotation_file` must be the LVIS-format JSON of the validation split.
+  """
 
 
 @dataclasses.dataclass
@@ -139,7 +186,8 @@ def _data(input_path: str, is_training: bool, batch_size: int, data_cls):
   return data
 
 
-def _rcnn_model(detector: str, num_classes: int, image_size: int):
+def _rcnn_model(detector: str, num_classes: int, image_size: int,
+                max_detections: int):
   cascade = detector == 'cascadercnn'
   return maskrcnn_config.MaskRCNN(
       num_classes=num_classes,
@@ -154,6 +202,8 @@ def _rcnn_model(detector: str, num_classes: int, image_size: int):
           cascade_iou_thresholds=[0.7, 0.8] if cascade else None),
       detection_head=maskrcnn_config.DetectionHead(
           class_agnostic_bbox_pred=cascade, cascade_class_ensemble=cascade),
+      detection_generator=maskrcnn_config.DetectionGenerator(
+          max_num_detections=max_detections),
       norm_activation=common.NormActivation(
           activation='swish', use_sync_bn=True, norm_momentum=0.99,
           norm_epsilon=0.001))
@@ -178,8 +228,9 @@ def detection_experiment(detector: str, dataset: str = 'coco',
 
   Args:
     detector: one of DETECTORS.
-    dataset: 'coco' or 'lvis' (LVIS input and evaluation arrive separately;
-      this points at LVIS paths with a 1203-class + background head).
+    dataset: 'coco' or 'lvis' (LVIS: TFRecords from data/lvis_tfrecord.py,
+      a 1203-class + background head, up to 300 detections per image and
+      the LVIS API's evaluation).
     image_size: square training/eval resolution.
 
   Returns:
@@ -196,8 +247,10 @@ def detection_experiment(detector: str, dataset: str = 'coco',
     task_cls, data_cls = RetinaNetTask, retinanet_config.DataConfig
     model = _retinanet_model(num_classes, image_size)
   else:
-    task_cls, data_cls = MaskRCNNTask, maskrcnn_config.DataConfig
-    model = _rcnn_model(detector, num_classes, image_size)
+    task_cls = LvisMaskRCNNTask if dataset == 'lvis' else MaskRCNNTask
+    data_cls = maskrcnn_config.DataConfig
+    model = _rcnn_model(detector, num_classes, image_size,
+                        max_detections=300 if dataset == 'lvis' else 100)
   task = task_cls(
       model=model,
       annotation_file=os.path.join(
@@ -208,6 +261,9 @@ def detection_experiment(detector: str, dataset: str = 'coco',
       validation_data=_data(os.path.join(base, 'val*'), False,
                             eval_batch_size, data_cls))
   task.losses.l2_weight_decay = 4e-5
+  if dataset == 'lvis':  # Per-class counts for stage 2's balanced loss.
+    task.class_balanced_loss.annotation_file = os.path.join(
+        base, 'lvis_v1_train.json')
   return ExperimentConfig(
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
       task=task,

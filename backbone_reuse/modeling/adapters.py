@@ -36,6 +36,8 @@ from official.vision.modeling.layers import nn_blocks
 import tensorflow as tf
 import tf_keras
 
+from backbone_reuse.modeling import freezing
+
 SERIES = 'series'
 PARALLEL = 'parallel'
 TYPES = (SERIES, PARALLEL)
@@ -212,17 +214,11 @@ def adapter_variables(layer: tf_keras.layers.Layer) -> List[tf.Variable]:
 def freeze_all_but_adapters(layer: tf_keras.layers.Layer) -> None:
   """Stops training every base weight under `layer`; adapters still train.
 
-  Keras' `trainable=False` reaches every sublayer, so it is set only on
-  layers without adapters inside (their BatchNorms then run in inference
-  mode, exactly as with `freeze`); adapted convs drop their own kernel from
-  the trainable set.
+  Layers without adapters inside are frozen (their BatchNorms then run in
+  inference mode, exactly as with `freeze`); adapted convs drop their own
+  kernel from the trainable set.
   """
-  if isinstance(layer, Adapter):
-    return
-  if not adapters_of(layer):
-    layer.trainable = False
-    return
-  for child in layer._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
-    freeze_all_but_adapters(child)
-  if isinstance(layer, AdaptedConv2D):
-    layer.freeze_base()
+  freezing.freeze_all_except(layer, lambda l: isinstance(l, Adapter))
+  for conv in [layer, *layer.submodules]:
+    if isinstance(conv, AdaptedConv2D):
+      conv.freeze_base()

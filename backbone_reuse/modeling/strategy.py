@@ -12,7 +12,11 @@
   adapters  as freeze, plus residual adapters (task.adapters; see
             modeling/adapters.py) inside the backbone that train, with their
             own weight decay.
-Detector components (decoder, RPN, heads and their BatchNorms) always train.
+Detector components (decoder, RPN, heads and their BatchNorms) train, except
+in stage 2 of the LVIS recipe (`task.train_only_box_classifier`, R-CNN
+tasks): the whole detector is restored from a stage-1 detection checkpoint
+(`init_checkpoint_modules: all`) and only the final classification layer of
+each box head trains; every other layer, BatchNorms included, is frozen.
 """
 from typing import Optional
 
@@ -20,12 +24,14 @@ from official.vision.modeling import backbones
 import tf_keras
 
 from backbone_reuse.modeling import adapters
+from backbone_reuse.modeling import freezing
 
 SCRATCH = 'scratch'
 FINETUNE = 'finetune'
 FREEZE = 'freeze'
 ADAPTERS = 'adapters'
 STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS)
+CHECKPOINT_MODULES = ('backbone', 'all')
 
 
 def is_frozen(strategy: str) -> bool:
@@ -49,7 +55,10 @@ def validate_task_config(task_config) -> None:
     raise ValueError(
         f'task.backbone_strategy={strategy!r} is not supported; accepted: '
         f'{", ".join(STRATEGIES)}.')
-  if strategy == SCRATCH and checkpoint:
+  modules = task_config.init_checkpoint_modules
+  # With modules 'all' the checkpoint is a trained detector (stage 2 of the
+  # LVIS recipe), not a classification backbone, whatever the strategy was.
+  if strategy == SCRATCH and checkpoint and modules != 'all':
     raise ValueError(
         f'task.init_checkpoint={checkpoint!r} contradicts '
         "task.backbone_strategy='scratch' (random initialisation); remove "
@@ -64,12 +73,18 @@ def validate_task_config(task_config) -> None:
         'task.freeze_backbone=True contradicts task.backbone_strategy='
         f"{strategy!r}; accepted: freeze_backbone=False, or "
         "backbone_strategy='freeze'.")
-  if checkpoint and task_config.init_checkpoint_modules != 'backbone':
+  if checkpoint and modules not in CHECKPOINT_MODULES:
     raise ValueError(
-        'task.init_checkpoint_modules='
-        f'{task_config.init_checkpoint_modules!r} is not supported with '
-        f'backbone_strategy={strategy!r}, which imports a classification '
-        "backbone; accepted: 'backbone'.")
+        f'task.init_checkpoint_modules={modules!r} is not supported; '
+        "accepted: 'backbone' (a classification checkpoint's backbone) or "
+        "'all' (a whole detector, e.g. stage 1 of the LVIS recipe).")
+  if getattr(task_config, 'train_only_box_classifier', False) and (
+      not checkpoint or modules != 'all'):
+    raise ValueError(
+        'task.train_only_box_classifier=True (stage 2) retrains the box '
+        'classifier of a trained detector; it needs task.init_checkpoint = '
+        "the stage-1 model dir and task.init_checkpoint_modules='all', got "
+        f'{checkpoint!r} and {modules!r}.')
   drop_rate = getattr(task_config.model.backbone.get(),
                       'stochastic_depth_drop_rate', 0.0) or 0.0
   if is_frozen(strategy) and drop_rate > 0:
@@ -144,3 +159,13 @@ def build_backbone(
     return backbone
   backbone.trainable = not frozen
   return backbone
+
+
+def freeze_all_but_box_classifiers(model: tf_keras.Model) -> None:
+  """Stage 2: only each box head's final classification layer trains.
+
+  Args:
+    model: a built Model Garden MaskRCNNModel (one head, or a cascade).
+  """
+  classifiers = {id(head._classifier) for head in model.detection_head}  # pylint: disable=protected-access
+  freezing.freeze_all_except(model, lambda layer: id(layer) in classifiers)

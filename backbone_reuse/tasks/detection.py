@@ -5,7 +5,11 @@ steps, COCO evaluation). What changes here:
   * `build_model` builds the backbone through `modeling.strategy` (the one
     place deciding what trains) and writes MODEL_DIR/parameters.json;
   * `initialize` restores the backbone from a classification checkpoint and
-    fails listing every variable it could not restore.
+    fails listing every variable it could not restore (or, with
+    init_checkpoint_modules 'all', a whole detector, Model Garden's way);
+  * R-CNN: a class-balanced loss becomes Model Garden's per-class
+    `losses.class_weights`; stage 2 trains only the box classifiers;
+  * LVIS: validation runs the LVIS API (evaluation/lvis_evaluator.py).
 """
 from official.core import task_factory
 from official.vision.modeling import factory
@@ -15,7 +19,9 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import detection as detection_config
+from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
+from backbone_reuse.modeling import class_balanced
 from backbone_reuse.modeling import strategy
 
 
@@ -24,7 +30,12 @@ class _BackboneReuseTask:
 
   def __init__(self, params, logging_dir=None, name=None):
     params.validate()  # Refuse bad strategy settings before building.
-    super().__init__(params, logging_dir=logging_dir, name=name)
+    super().__init__(self._resolve(params), logging_dir=logging_dir,
+                     name=name)
+
+  def _resolve(self, params):
+    """The task config with values derived from data filled in."""
+    return params
 
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     raise NotImplementedError
@@ -46,7 +57,13 @@ class _BackboneReuseTask:
     return model
 
   def initialize(self, model: tf_keras.Model):
-    if self.task_config.init_checkpoint:
+    if not self.task_config.init_checkpoint:
+      return
+    if self.task_config.init_checkpoint_modules == 'all':
+      # A detection checkpoint: Model Garden restores it and asserts that
+      # every variable of the model was found.
+      super().initialize(model)
+    else:
       backbone_checkpoint.restore_backbone(model.backbone,
                                            self.task_config.init_checkpoint)
 
@@ -55,6 +72,21 @@ class _BackboneReuseTask:
 class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN with a backbone reuse strategy."""
 
+  def _resolve(self, params):
+    balanced = params.class_balanced_loss
+    if balanced.type == class_balanced.NONE:
+      return params
+    counts = class_balanced.annotation_counts(balanced.annotation_file)
+    if len(counts) + 1 != params.model.num_classes:
+      raise ValueError(
+          f'task.class_balanced_loss.annotation_file='
+          f'{balanced.annotation_file!r} has {len(counts)} categories, but '
+          f'task.model.num_classes={params.model.num_classes} expects '
+          f'{params.model.num_classes - 1} (+ background).')
+    weights = class_balanced.class_weights(counts, balanced.type,
+                                           balanced.beta)
+    return params.replace(losses={'class_weights': weights})
+
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     model = factory.build_maskrcnn(input_specs, self.task_config.model,
                                    l2_regularizer, backbone=backbone)
@@ -62,7 +94,21 @@ class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
     images = tf_keras.Input(self.task_config.model.input_size)
     image_shape = tf_keras.layers.Input([2])
     model(images, image_shape=image_shape, training=False)
+    if self.task_config.train_only_box_classifier:
+      strategy.freeze_all_but_box_classifiers(model)
     return model
+
+
+@task_factory.register_task_cls(detection_config.LvisMaskRCNNTask)
+class LvisMaskRCNNTask(MaskRCNNTask):
+  """Mask R-CNN on LVIS: validation reports the LVIS API's metrics."""
+
+  def _build_coco_metrics(self):
+    # Model Garden's validation loop feeds whatever `coco_metric` is.
+    self.coco_metric = lvis_evaluator.LVISEvaluator(
+        self.task_config.annotation_file,
+        include_mask=self.task_config.model.include_mask,
+        per_category_metrics=self.task_config.per_category_metrics)
 
 
 @task_factory.register_task_cls(detection_config.RetinaNetTask)

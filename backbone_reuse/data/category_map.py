@@ -1,0 +1,40 @@
+"""Dataset category ids <-> the detector's contiguous class indices.
+
+Class index 0 is background; the sorted category ids take 1..K. LVIS v1's ids
+are already 1..1203 (the map is the identity there) and so are the Shapes
+world's; COCO-style sets with gaps in their ids are compacted.
+"""
+from typing import Dict, Iterable, List
+
+
+class CategoryMap:
+  """A bijection between category ids and class indices 1..K."""
+
+  def __init__(self, category_ids: Iterable[int]):
+    ids = sorted(int(i) for i in category_ids)
+    if len(set(ids)) != len(ids):
+      raise ValueError(f'Category ids repeat: {ids}; each must be unique.')
+    self._ids: List[int] = ids
+    self._index: Dict[int, int] = {c: i + 1 for i, c in enumerate(ids)}
+
+  @property
+  def num_classes(self) -> int:
+    """Classes including background (the detector's `num_classes`)."""
+    return len(self._ids) + 1
+
+  @property
+  def category_ids(self) -> List[int]:
+    return list(self._ids)
+
+  def class_index(self, category_id: int) -> int:
+    try:
+      return self._index[int(category_id)]
+    except KeyError:
+      raise ValueError(f'category_id={category_id} is not a category of '
+                       'this dataset.') from None
+
+  def category_id(self, class_index: int) -> int:
+    if not 1 <= class_index <= len(self._ids):
+      raise ValueError(f'class index {class_index} is outside 1..'
+                       f'{len(self._ids)} (0 is background).')
+    return self._ids[class_index - 1]
