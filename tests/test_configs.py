@@ -172,7 +172,7 @@ class ManifestTest(tf.test.TestCase):
     ids = [e['id'] for e in entries]
     self.assertLen(set(ids), len(ids))
     self.assertEqual({e['table'] for e in entries},
-                     {'Table 1', 'Table 2', 'Table 3', 'Table 7',
+                     {'Table 1', 'Table 2', 'Table 3', 'Table 4', 'Table 7',
                       'Appendix C (72 epochs)'})
     for entry in entries:
       for key in ('id', 'table', 'row', 'experiment', 'config_files',
@@ -184,9 +184,14 @@ class ManifestTest(tf.test.TestCase):
       params = resolve.experiment_config(
           entry['experiment'], entry['config_files'],
           entry.get('params_override', ''), root=str(REPO))
-      strategy = entry['config_files'][-1].split('/')[-1][:-len('.yaml')]
+      strategy, = [f.split('/')[-1][:-len('.yaml')]
+                   for f in entry['config_files'] if '/strategies/' in f]
       self.assertEqual(params.task.backbone_strategy, strategy,
                        msg=entry['id'])
+      if 'depends_on' in entry:  # Stage 2 restores the stage-1 detector.
+        self.assertIn(entry['depends_on'], ids)
+        self.assertTrue(params.task.train_only_box_classifier)
+        self.assertEqual(params.task.init_checkpoint_modules, 'all')
 
 
 if __name__ == '__main__':

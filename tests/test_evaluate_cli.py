@@ -54,6 +54,24 @@ class EvaluateCliTest(tf.test.TestCase):
       self.assertEqual(printed['per_class'], expected['per_class'])
       self.assertEqual(printed['dataset'], 'lvis')
       self.assertEqual(printed['num_detections'], len(self.detections))
+      for group in 'rcf':
+        self.assertAllClose(printed['stratified']['by_frequency'][group]['AP'],
+                            expected['AP' + group], atol=1e-6)
+
+  def test_training_counts_and_plot(self):
+    train_file = os.path.join(self.root, 'train', 'annotations.json')
+    plot_file = os.path.join(self.root, 'per_class.png')
+    result = _run(f'--annotation_file={self.ground_truth_file}',
+                  f'--detections_file={self.detections_file}',
+                  '--dataset=lvis', f'--train_annotation_file={train_file}',
+                  f'--plot_file={plot_file}')
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    classes = json.loads(result.stdout)['stratified']['classes']
+    with open(train_file) as f:
+      training = json.load(f)
+    total = sum(c['train_annotations'] for c in classes)
+    self.assertEqual(total, len(training['annotations']))
+    self.assertGreater(os.path.getsize(plot_file), 1000)
 
   def test_coco_prints_pycocotools_metrics(self):
     result = _run(f'--annotation_file={self.ground_truth_file}',
@@ -121,6 +139,12 @@ class EvaluateCliTest(tf.test.TestCase):
         'unknown iou type': (self.ground_truth_file, self.detections_file,
                              'lvis', 'keypoints', 'accepted: bbox, segm'),
     }
+    cases_with_training = {
+        'training set of other categories': (
+            self._write('other.json', dict(self.ground_truth, categories=[
+                {'id': 1, 'name': 'x', 'frequency': 'r'}])),
+            'lacks categories \\[2, 3'),
+    }
     for name, (gt, dets, dataset, iou_type, message) in cases.items():
       result = _run(f'--annotation_file={gt}', f'--detections_file={dets}',
                     f'--dataset={dataset}', f'--iou_type={iou_type}')
@@ -129,3 +153,9 @@ class EvaluateCliTest(tf.test.TestCase):
       lines = result.stderr.strip().splitlines()
       self.assertLen(lines, 1, f'{name}: {result.stderr}')
       self.assertRegex(lines[0], '^error: .*' + message, name)
+    for name, (train_file, message) in cases_with_training.items():
+      result = _run(f'--annotation_file={self.ground_truth_file}',
+                    f'--detections_file={self.detections_file}',
+                    '--dataset=lvis', f'--train_annotation_file={train_file}')
+      self.assertEqual(result.returncode, evaluate.BAD_INPUT_EXIT_CODE, name)
+      self.assertRegex(result.stderr.strip(), '^error: .*' + message, name)

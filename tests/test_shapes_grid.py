@@ -3,7 +3,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import os
 
 import numpy as np
@@ -52,24 +51,6 @@ def _fixed_records():
               {'a': 0.3, 'b': 0.5}, repeat=1),
   ]
   return records
-
-
-class SmoothingTest(tf.test.TestCase):
-
-  def test_matches_hand_computed_case(self):
-    # At 0: weights 1 and exp(-1/2); (0 * 1 + 1 * e^-0.5) / (1 + e^-0.5).
-    w = math.exp(-0.5)
-    expected_at_0 = w / (1 + w)
-    # At 0.5 both points weigh the same: the plain mean.
-    smoothed = shapes_report.gaussian_smooth([0.0, 1.0], [0.0, 1.0], 1.0,
-                                             [0.0, 0.5, 1.0])
-    self.assertAllClose(smoothed, [expected_at_0, 0.5, 1 - expected_at_0])
-    self.assertAlmostEqual(expected_at_0, 0.3775406688, places=9)
-
-  def test_narrow_kernel_returns_the_nearest_value(self):
-    smoothed = shapes_report.gaussian_smooth([1.0, 2.0, 3.0], [5.0, 7.0, 9.0],
-                                             0.01, [1.0, 2.0, 3.0])
-    self.assertAllClose(smoothed, [5.0, 7.0, 9.0])
 
 
 class ReportWriterTest(tf.test.TestCase):

@@ -4,6 +4,7 @@ Class index 0 is background; the sorted category ids take 1..K. LVIS v1's ids
 are already 1..1203 (the map is the identity there) and so are the Shapes
 world's; COCO-style sets with gaps in their ids are compacted.
 """
+import collections
 from typing import Dict, Iterable, List
 
 
@@ -38,3 +39,19 @@ class CategoryMap:
       raise ValueError(f'class index {class_index} is outside 1..'
                        f'{len(self._ids)} (0 is background).')
     return self._ids[class_index - 1]
+
+
+def training_counts(dataset: Dict) -> Dict[int, Dict[str, int]]:
+  """Per category id: {'annotations': objects, 'images': images with one}.
+
+  Counted from a loaded COCO/LVIS dict's annotations (exact for any file;
+  LVIS also stores them as `instance_count` / `image_count`).
+  """
+  annotations = collections.Counter()
+  images = collections.defaultdict(set)
+  for annotation in dataset['annotations']:
+    annotations[annotation['category_id']] += 1
+    images[annotation['category_id']].add(annotation['image_id'])
+  return {c['id']: {'annotations': annotations[c['id']],
+                    'images': len(images[c['id']])}
+          for c in dataset['categories']}

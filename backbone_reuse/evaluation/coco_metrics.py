@@ -13,6 +13,7 @@ from pycocotools import coco
 from pycocotools import cocoeval
 
 _SUMMARY = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+_AREAS = ('small', 'medium', 'large')
 GROUPS = {'r': 'APr', 'c': 'APc', 'f': 'APf'}
 
 
@@ -27,12 +28,16 @@ def evaluate(ground_truth: coco.COCO, detections: List[Dict],
 
   Returns:
     {'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf',
-     'per_class': {name: AP}}; APs are in [0, 1], -1 where undefined.
+     'per_class': {name: AP},
+     'per_class_by_area': {name: {'small': AP, 'medium': AP, 'large': AP}}};
+    APs are in [0, 1], -1 where undefined.
   """
   category_ids = sorted(ground_truth.getCatIds())
   if not detections:
     metrics = {name: 0.0 for name in _SUMMARY}
     per_class = {ground_truth.cats[c]['name']: 0.0 for c in category_ids}
+    per_class_by_area = {name: dict.fromkeys(_AREAS, 0.0)
+                         for name in per_class}
   else:
     with contextlib.redirect_stdout(io.StringIO()):
       results = ground_truth.loadRes(detections)
@@ -41,18 +46,24 @@ def evaluate(ground_truth: coco.COCO, detections: List[Dict],
       evaluator.accumulate()
       evaluator.summarize()
     metrics = {name: float(v) for name, v in zip(_SUMMARY, evaluator.stats)}
-    # precision: [IoU thresholds, recall points, classes, areas, max dets].
-    precision = evaluator.eval['precision'][:, :, :, 0, -1]
-    per_class = {}
+    # precision: [IoU thresholds, recall points, classes, areas (all,
+    # small, medium, large), max dets].
+    precision = evaluator.eval['precision'][..., -1]
+    per_class, per_class_by_area = {}, {}
     for index, category_id in enumerate(evaluator.params.catIds):
-      values = precision[:, :, index]
-      values = values[values > -1]
-      per_class[ground_truth.cats[category_id]['name']] = (
-          float(values.mean()) if values.size else -1.0)
+      name = ground_truth.cats[category_id]['name']
+      by_area = {}
+      for area_index, area in enumerate(('all',) + _AREAS):
+        values = precision[:, :, index, area_index]
+        values = values[values > -1]
+        by_area[area] = float(values.mean()) if values.size else -1.0
+      per_class[name] = by_area.pop('all')
+      per_class_by_area[name] = by_area
   for letter, name in GROUPS.items():
     values = [per_class[ground_truth.cats[c]['name']] for c in category_ids
               if ground_truth.cats[c].get('frequency') == letter]
     values = [v for v in values if v >= 0]
     metrics[name] = float(np.mean(values)) if values else -1.0
   metrics['per_class'] = per_class
+  metrics['per_class_by_area'] = per_class_by_area
   return metrics

@@ -12,7 +12,7 @@ import collections
 import json
 import os
 import statistics
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import matplotlib
 matplotlib.use('Agg')
@@ -20,31 +20,13 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt
 import numpy as np
 
+from backbone_reuse.evaluation import stratified
+
 CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
 CAPACITY_TITLES = {'fpn': 'FPN', 'nasfpn': 'NAS-FPN',
                    'nasfpn_cascade': 'NAS-FPN + Cascade'}
 STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
 UPSTREAMS = ('small', 'large')
-# Smoothing width for Figure 4, in log10(training annotations). The paper
-# smooths LVIS classes (1 to ~50,000 annotations) with sigma = 1000
-# annotations; our 40 classes span ~1 to ~1,000 annotations, where a linear
-# sigma either averages everything or nothing, so we smooth in log space.
-LOG_SIGMA = 0.3
-
-
-def gaussian_smooth(x: Sequence[float], y: Sequence[float], sigma: float,
-                    at: Sequence[float]) -> np.ndarray:
-  """Gaussian-kernel weighted mean of y at each point of `at`.
-
-  value(a) = sum_i w_i y_i / sum_i w_i,  w_i = exp(-(x_i - a)^2 / (2 sigma^2))
-  (the Nadaraya-Watson smoother the paper's Figure 4 curves are drawn with).
-  """
-  x = np.asarray(x, dtype=np.float64)[None, :]
-  y = np.asarray(y, dtype=np.float64)[None, :]
-  at = np.asarray(at, dtype=np.float64)[:, None]
-  weights = np.exp(-((x - at) ** 2) / (2.0 * sigma ** 2))
-  return (weights * y).sum(axis=1) / weights.sum(axis=1)
-
 
 # -- aggregation ----------------------------------------------------------------
 def _key(record) -> Tuple[str, str, Optional[str]]:
@@ -254,7 +236,8 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
         x = np.log10([p[0] for p in pairs])
         y = [p[1] for p in pairs]
         at = np.linspace(x.min(), x.max(), 100)
-        axis.plot(10 ** at, gaussian_smooth(x, y, LOG_SIGMA, at),
+        axis.plot(10 ** at,
+                  stratified.gaussian_smooth(x, y, stratified.LOG_SIGMA, at),
                   dashes[upstream], color=styles[strategy],
                   label=f'{strategy} vs finetune ({upstream} upstream)')
         if upstream == 'large':
@@ -267,7 +250,7 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
   axes[0].set_ylabel('box AP − fine-tune box AP (per class)')
   axes[-1].legend(fontsize=7, loc='best')
   figure.suptitle('Class-wise AP relative to fine-tuning (curves: Gaussian '
-                  f'smoothing, σ = {LOG_SIGMA} in log10 annotations; dots: '
+                  f'smoothing, σ = {stratified.LOG_SIGMA} in log10 annotations; dots: '
                   'classes, large upstream)')
   figure.tight_layout()
   figure.savefig(path, dpi=110)

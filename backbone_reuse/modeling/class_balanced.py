@@ -12,7 +12,6 @@ class absent from training gets the largest weight rather than infinity).
 Foreground weights are normalised to average 1 (Cui et al.'s normalisation
 to sum to the number of classes); background RoIs keep weight 1.
 """
-import collections
 import json
 from typing import List, Sequence
 
@@ -54,18 +53,9 @@ def class_weights(counts: Sequence[int], kind: str,
 
 
 def annotation_counts(annotation_file: str) -> List[int]:
-  """Training annotations per class index 1..K, from a COCO/LVIS JSON.
-
-  Categories' `instance_count` (LVIS) is used when every category has one;
-  otherwise the file's annotations are counted.
-  """
+  """Training annotations per class index 1..K, from a COCO/LVIS JSON."""
   with tf.io.gfile.GFile(annotation_file) as f:
     dataset = json.load(f)
-  categories = dataset['categories']
-  mapping = category_map.CategoryMap(c['id'] for c in categories)
-  if all('instance_count' in c for c in categories):
-    by_id = {c['id']: int(c['instance_count']) for c in categories}
-  else:
-    by_id = collections.Counter(a['category_id']
-                                for a in dataset['annotations'])
-  return [by_id.get(c, 0) for c in mapping.category_ids]
+  counts = category_map.training_counts(dataset)
+  mapping = category_map.CategoryMap(counts)
+  return [counts[c]['annotations'] for c in mapping.category_ids]

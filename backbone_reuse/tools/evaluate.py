@@ -1,12 +1,17 @@
 r"""Evaluates a detections file against COCO or LVIS ground truth.
 
   python -m backbone_reuse.tools.evaluate --annotation_file=GT.json \
-    --detections_file=DETS.json --dataset=coco|lvis [--iou_type=bbox|segm]
+    --detections_file=DETS.json --dataset=coco|lvis [--iou_type=bbox|segm] \
+    [--train_annotation_file=TRAIN.json] [--plot_file=PER_CLASS.png]
 
 Prints every metric as one JSON object on stdout: COCO via pycocotools (plus
 per-class AP and rare/common/frequent AP when categories carry LVIS
-`frequency`), LVIS via the official LVIS API (see evaluation/lvis_metrics.py).
-Bad input prints one line on stderr and exits with status 2.
+`frequency`), LVIS via the official LVIS API (see evaluation/lvis_metrics.py),
+and under "stratified" each class's AP with its training annotations (from
+--train_annotation_file, else LVIS's `instance_count`) and means by frequency
+group and object size (evaluation/stratified.py); --plot_file draws per-class
+AP against training annotations. Bad input prints one line on stderr and
+exits with status 2.
 """
 import contextlib
 import json
@@ -118,8 +123,9 @@ def check_detections(detections, ground_truth, iou_type: str,
 
 
 def evaluate_files(annotation_file: str, detections_file: str, dataset: str,
-                   iou_type: str = 'bbox') -> dict:
-  """Checks both files and evaluates; raises BadInput on bad input."""
+                   iou_type: str = 'bbox', train_annotation_file: str = '',
+                   plot_file: str = '') -> dict:
+  """Checks the files and evaluates; raises BadInput on bad input."""
   if dataset not in DATASETS:
     raise BadInput(f'--dataset={dataset!r}; accepted: {", ".join(DATASETS)}.')
   if iou_type not in IOU_TYPES:
@@ -129,6 +135,16 @@ def evaluate_files(annotation_file: str, detections_file: str, dataset: str,
   check_ground_truth(ground_truth, dataset, annotation_file)
   detections = _load_json(detections_file, 'detections_file')
   check_detections(detections, ground_truth, iou_type, detections_file)
+  training_set = None
+  if train_annotation_file:
+    training_set = _load_json(train_annotation_file, 'train_annotation_file')
+    check_ground_truth(training_set, 'coco', train_annotation_file)
+    missing = ({c['id'] for c in ground_truth['categories']} -
+               {c['id'] for c in training_set['categories']})
+    if missing:
+      raise BadInput(f'--train_annotation_file={train_annotation_file!r} '
+                     f'lacks categories {sorted(missing)[:10]} of '
+                     '--annotation_file.')
   start = time.perf_counter()
   # Imported here: --help and bad input answer without loading them.
   if dataset == 'lvis':
@@ -143,17 +159,25 @@ def evaluate_files(annotation_file: str, detections_file: str, dataset: str,
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON.
       coco_ground_truth.createIndex()
     metrics = coco_metrics.evaluate(coco_ground_truth, detections, iou_type)
+  seconds = time.perf_counter() - start
+  from backbone_reuse.evaluation import stratified  # pylint: disable=g-import-not-at-top
+  by_class = stratified.stratify(metrics, ground_truth, training_set)
+  if plot_file:
+    stratified.plot_per_class(
+        {f'{dataset} {iou_type}': by_class}, plot_file,
+        title=f'Per-class AP: {os.path.basename(detections_file)}')
   return dict(
       dataset=dataset, iou_type=iou_type,
       num_images=len(ground_truth['images']), num_detections=len(detections),
-      evaluation_seconds=round(time.perf_counter() - start, 3), **metrics)
+      evaluation_seconds=round(seconds, 3), **metrics, stratified=by_class)
 
 
 def main(_):
   values = flags.FLAGS
   try:
     metrics = evaluate_files(values.annotation_file, values.detections_file,
-                             values.dataset, values.iou_type)
+                             values.dataset, values.iou_type,
+                             values.train_annotation_file, values.plot_file)
   except BadInput as error:
     print(f'error: {error}', file=sys.stderr)
     sys.exit(BAD_INPUT_EXIT_CODE)
@@ -169,4 +193,8 @@ if __name__ == '__main__':
                       'bbox [x, y, w, h] and, for segm, RLE segmentation.')
   flags.DEFINE_string('dataset', 'coco', 'coco or lvis.')
   flags.DEFINE_string('iou_type', 'bbox', 'bbox or segm.')
+  flags.DEFINE_string('train_annotation_file', '',
+                      'Training-split JSON, for per-class annotation counts.')
+  flags.DEFINE_string('plot_file', '',
+                      'Also draw per-class AP vs training annotations here.')
   app.run(main)
