@@ -1,11 +1,9 @@
 """LVIS task: evaluator in Model Garden's loop, class-balanced loss, stage 2."""
 import collections
-import functools
 import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from official.core import exp_factory
@@ -13,7 +11,6 @@ from official.modeling import hyperparams
 import tensorflow as tf
 
 import testing_utils
-from backbone_reuse.data import shapes_lvis
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import class_balanced
@@ -23,15 +20,9 @@ _SMOKE = testing_utils.REPO / 'configs' / 'smoke' / 'lvis_tiny.yaml'
 _STAGE2 = testing_utils.REPO / 'configs' / 'lvis' / 'stage2_class_balanced.yaml'
 
 
-@functools.lru_cache(maxsize=None)
-def _shapes_lvis() -> dict:
-  return shapes_lvis.make(tempfile.mkdtemp(prefix='shapes_lvis_'),
-                          train_images=60, val_images=40)
-
-
 def _lvis_config(stage2_checkpoint=None):
   """The registered LVIS experiment + its smoke YAML on Shapes LVIS data."""
-  data = _shapes_lvis()
+  data = testing_utils.shapes_lvis_data()
   params = exp_factory.get_exp_config(_LVIS)
   params = hyperparams.override_params_dict(params, str(_SMOKE),
                                             is_strict=True)
@@ -140,7 +131,7 @@ class ClassBalancedTest(tf.test.TestCase):
       class_balanced.class_weights([1], 'effective_number', beta=1.0)
 
   def test_counts_come_from_the_training_json(self):
-    path = _shapes_lvis()['train_annotations']
+    path = testing_utils.shapes_lvis_data()['train_annotations']
     with open(path) as f:
       dataset = json.load(f)
     counted = collections.Counter(a['category_id']
@@ -262,7 +253,7 @@ def _slots(optimizer, variable):
 class LvisTrainCliTest(tf.test.TestCase):
 
   def _train(self, model_dir, *extra):
-    data = _shapes_lvis()
+    data = testing_utils.shapes_lvis_data()
     overrides = ','.join([
         f'task.annotation_file={data["val_annotations"]}',
         f'task.train_data.input_path={data["train"]}',
@@ -290,7 +281,7 @@ class LvisTrainCliTest(tf.test.TestCase):
         value = metrics['metrics'][prefix + name]
         self.assertTrue(value == -1.0 or 0.0 <= value <= 1.0, name)
     stage2 = os.path.join(self.get_temp_dir(), 'stage2')
-    data = _shapes_lvis()
+    data = testing_utils.shapes_lvis_data()
     metrics = self._train(
         stage2, f'task.init_checkpoint={stage1}',
         f'task.class_balanced_loss.annotation_file={data["train_annotations"]}',

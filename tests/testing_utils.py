@@ -12,6 +12,7 @@ from official.vision.tasks import image_classification as classification_task
 import tensorflow as tf
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.data import shapes_lvis
 from backbone_reuse.data import toy_coco
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -25,6 +26,13 @@ def toy_data() -> dict:
   patterns['val_annotations'] = os.path.join(output_dir, 'raw', 'val',
                                              'annotations.json')
   return patterns
+
+
+@functools.lru_cache(maxsize=None)
+def shapes_lvis_data() -> dict:
+  """A small Shapes world in LVIS format, once per test session."""
+  return shapes_lvis.make(tempfile.mkdtemp(prefix='shapes_lvis_'),
+                          train_images=60, val_images=40)
 
 
 def tiny_config(experiment: str, backbone_strategy: str = 'scratch',

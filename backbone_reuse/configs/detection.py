@@ -87,11 +87,43 @@ class ClassBalancedLoss(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class CopyPaste(hyperparams.Config):
+  """Copy-Paste augmentation (Ghiasi et al. 2021), training data only.
+
+  See backbone_reuse/dataloaders/copy_paste.py. The parser's aug_scale_min,
+  aug_scale_max and aug_rand_hflip then drive the jitter of both images.
+  """
+  enabled: bool = False
+  blend_sigma: float = 0.0  # 0: hard paste; > 0: Gaussian-blurred alpha (px).
+  # An object (target or pasted) is dropped when fewer pixels than this
+  # remain visible, or less than this fraction of its area.
+  min_visible_pixels: int = 4
+  min_visible_fraction: float = 0.05
+  source_shuffle_buffer_size: int = 64  # The second, shuffled stream.
+  seed: int = 0
+
+
+@dataclasses.dataclass
+class Parser(maskrcnn_config.Parser):
+  copy_paste: CopyPaste = dataclasses.field(default_factory=CopyPaste)
+
+
+@dataclasses.dataclass
+class DataConfig(maskrcnn_config.DataConfig):
+  """Model Garden's R-CNN data config, with Copy-Paste on the parser."""
+  parser: Parser = dataclasses.field(default_factory=Parser)
+
+
+@dataclasses.dataclass
 class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN task with a backbone reuse strategy."""
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  train_data: DataConfig = dataclasses.field(
+      default_factory=lambda: DataConfig(is_training=True))
+  validation_data: DataConfig = dataclasses.field(
+      default_factory=lambda: DataConfig(is_training=False))
   # Stage 2 of the LVIS recipe: restore a trained detector (modules 'all')
   # and train only the box heads' final classification layers.
   train_only_box_classifier: bool = False
@@ -101,6 +133,16 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   def validate(self):
     super().validate()
     self.class_balanced_loss.validate()
+    copy_paste = self.train_data.parser.copy_paste
+    if copy_paste.enabled and not self.model.include_mask:
+      raise ValueError(
+          'task.train_data.parser.copy_paste.enabled=True pastes objects by '
+          'their masks; it needs task.model.include_mask=True (Mask R-CNN).')
+    if copy_paste.enabled and self.train_data.decoder.type != 'simple_decoder':
+      raise ValueError(
+          'task.train_data.parser.copy_paste.enabled=True works on Model '
+          "Garden's TFRecord decoder; accepted task.train_data.decoder.type: "
+          f"'simple_decoder', got {self.train_data.decoder.type!r}.")
     if (self.class_balanced_loss.type != class_balanced.NONE
         and self.losses.class_weights):
       raise ValueError(
@@ -248,7 +290,7 @@ def detection_experiment(detector: str, dataset: str = 'coco',
     model = _retinanet_model(num_classes, image_size)
   else:
     task_cls = LvisMaskRCNNTask if dataset == 'lvis' else MaskRCNNTask
-    data_cls = maskrcnn_config.DataConfig
+    data_cls = DataConfig
     model = _rcnn_model(detector, num_classes, image_size,
                         max_detections=300 if dataset == 'lvis' else 100)
   task = task_cls(

@@ -113,7 +113,7 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
       mask_head=maskrcnn_config.MaskHead(num_convs=2, num_filters=64),
       mask_sampler=maskrcnn_config.MaskSampler(num_sampled_masks=32),
       norm_activation=norm_activation())
-  train_data = maskrcnn_config.DataConfig(
+  train_data = detection.DataConfig(
       input_path=os.path.join(det_dir, 'train-*'), is_training=True,
       global_batch_size=8, dtype='float32', shuffle_buffer_size=1000)
   train_data.parser.aug_rand_hflip = True
@@ -125,7 +125,7 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
       annotation_file=os.path.join(det_dir, 'val', 'annotations.json'),
       losses=maskrcnn_config.Losses(l2_weight_decay=1e-4),
       train_data=train_data,
-      validation_data=maskrcnn_config.DataConfig(
+      validation_data=detection.DataConfig(
           input_path=os.path.join(det_dir, 'val-*'), is_training=False,
           global_batch_size=8, dtype='float32', drop_remainder=False))
   return detection.ExperimentConfig(

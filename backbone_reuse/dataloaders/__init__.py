@@ -1,0 +1,1 @@
+"""Input-pipeline additions to Model Garden (Copy-Paste)."""

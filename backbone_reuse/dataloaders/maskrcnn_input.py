@@ -1,0 +1,81 @@
+"""R-CNN training input with Copy-Paste between decoding and parsing.
+
+Model Garden's InputReader has the hook Copy-Paste needs -- `sample_fn`, a
+transform of the decoded stream applied before the parser -- but its
+MaskRCNNTask.build_inputs builds the reader without one. `build` therefore
+builds the same decoder, the same parser (the same arguments from the same
+config fields) and the reader, with Copy-Paste as the `sample_fn`. The
+parser's own flip and scale jitter are switched off (`aug_scale_min =
+aug_scale_max = 1`, no flip): Copy-Paste already jittered both images to the
+output size with those settings.
+"""
+from typing import Optional
+
+from official.common import dataset_fn as dataset_fn_lib
+from official.vision.dataloaders import input_reader
+from official.vision.dataloaders import input_reader_factory
+from official.vision.dataloaders import maskrcnn_input
+from official.vision.dataloaders import tf_example_decoder
+import tensorflow as tf
+
+from backbone_reuse.dataloaders import copy_paste
+
+
+def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
+  config = params.parser.copy_paste
+  return copy_paste.CopyPasteOptions(
+      output_size=tuple(task_config.model.input_size[:2]),
+      aug_scale_min=params.parser.aug_scale_min,
+      aug_scale_max=params.parser.aug_scale_max,
+      aug_rand_hflip=params.parser.aug_rand_hflip,
+      blend_sigma=config.blend_sigma,
+      min_visible_pixels=config.min_visible_pixels,
+      min_visible_fraction=config.min_visible_fraction,
+      max_num_instances=params.parser.max_num_instances,
+      seed=config.seed)
+
+
+def build(task_config, params,
+          input_context: Optional[tf.distribute.InputContext] = None,
+          dataset_fn=None) -> tf.data.Dataset:
+  """The training dataset of a Mask R-CNN task, with Copy-Paste."""
+  model = task_config.model
+  parser_config = params.parser
+  decoder = tf_example_decoder.TfExampleDecoder(
+      include_mask=True,
+      regenerate_source_id=params.decoder.simple_decoder.regenerate_source_id,
+      mask_binarize_threshold=(
+          params.decoder.simple_decoder.mask_binarize_threshold))
+  parser = maskrcnn_input.Parser(
+      output_size=model.input_size[:2],
+      min_level=model.min_level,
+      max_level=model.max_level,
+      num_scales=model.anchor.num_scales,
+      aspect_ratios=model.anchor.aspect_ratios,
+      anchor_size=model.anchor.anchor_size,
+      rpn_match_threshold=parser_config.rpn_match_threshold,
+      rpn_unmatched_threshold=parser_config.rpn_unmatched_threshold,
+      rpn_batch_size_per_im=parser_config.rpn_batch_size_per_im,
+      rpn_fg_fraction=parser_config.rpn_fg_fraction,
+      aug_rand_hflip=False,
+      aug_rand_vflip=parser_config.aug_rand_vflip,
+      aug_scale_min=1.0,
+      aug_scale_max=1.0,
+      aug_type=parser_config.aug_type,
+      skip_crowd_during_training=parser_config.skip_crowd_during_training,
+      max_num_instances=parser_config.max_num_instances,
+      include_mask=True,
+      outer_boxes_scale=model.outer_boxes_scale,
+      mask_crop_size=parser_config.mask_crop_size,
+      dtype=params.dtype)
+  reader = input_reader_factory.input_reader_generator(
+      params,
+      dataset_fn=dataset_fn or dataset_fn_lib.pick_dataset_fn(
+          params.file_type),
+      decoder_fn=decoder.decode,
+      combine_fn=input_reader.create_combine_fn(params),
+      sample_fn=copy_paste.sample_fn(
+          copy_paste_options(task_config, params),
+          parser_config.copy_paste.source_shuffle_buffer_size),
+      parser_fn=parser.parse_fn(params.is_training))
+  return reader.read(input_context=input_context)
