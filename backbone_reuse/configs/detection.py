@@ -87,6 +87,28 @@ class ClassBalancedLoss(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class BottleneckNASFPN(hyperparams.Config):
+  """NAS-FPN with bottleneck-block nodes (modeling/decoders.py)."""
+  num_filters: int = 256  # Output width; blocks are num_filters / 4 inside.
+  num_repeats: int = 5
+  block_repeats: int = 1  # Bottleneck blocks per NAS-FPN node.
+
+
+@dataclasses.dataclass
+class Decoder(decoders.Decoder):
+  """Model Garden's decoder choice, plus type 'bottleneck_nasfpn'."""
+  bottleneck_nasfpn: BottleneckNASFPN = dataclasses.field(
+      default_factory=BottleneckNASFPN)
+
+
+@dataclasses.dataclass
+class MaskRCNN(maskrcnn_config.MaskRCNN):
+  """Model Garden's R-CNN model config with our decoder choice."""
+  decoder: Decoder = dataclasses.field(
+      default_factory=lambda: Decoder(type='fpn', fpn=decoders.FPN()))
+
+
+@dataclasses.dataclass
 class CopyPaste(hyperparams.Config):
   """Copy-Paste augmentation (Ghiasi et al. 2021), training data only.
 
@@ -120,6 +142,7 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  model: MaskRCNN = dataclasses.field(default_factory=MaskRCNN)
   train_data: DataConfig = dataclasses.field(
       default_factory=lambda: DataConfig(is_training=True))
   validation_data: DataConfig = dataclasses.field(
@@ -231,7 +254,7 @@ def _data(input_path: str, is_training: bool, batch_size: int, data_cls):
 def _rcnn_model(detector: str, num_classes: int, image_size: int,
                 max_detections: int):
   cascade = detector == 'cascadercnn'
-  return maskrcnn_config.MaskRCNN(
+  return MaskRCNN(
       num_classes=num_classes,
       input_size=[image_size, image_size, 3],
       min_level=3,
@@ -239,7 +262,7 @@ def _rcnn_model(detector: str, num_classes: int, image_size: int,
       include_mask=detector == 'maskrcnn',
       anchor=maskrcnn_config.Anchor(anchor_size=3),
       backbone=resnet_rs(101),
-      decoder=decoders.Decoder(type='fpn', fpn=decoders.FPN()),
+      decoder=Decoder(type='fpn', fpn=decoders.FPN()),
       roi_sampler=maskrcnn_config.ROISampler(
           cascade_iou_thresholds=[0.7, 0.8] if cascade else None),
       detection_head=maskrcnn_config.DetectionHead(

@@ -93,14 +93,15 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
   """Downstream: Mask R-CNN on long-tailed 128x128 Shapes scenes."""
   size = shapes_world.DETECTION_SIZE
   det_dir = os.path.join(DATA_DIR, 'detection')
-  model = maskrcnn_config.MaskRCNN(
+  model = detection.MaskRCNN(
       num_classes=len(shapes_world.CLASSES) + 1,
       input_size=[size, size, 3],
       min_level=3,
       max_level=5,
       anchor=maskrcnn_config.Anchor(num_scales=1, anchor_size=3),
       backbone=backbone(),
-      decoder=decoders.Decoder(type='fpn', fpn=decoders.FPN(num_filters=64)),
+      decoder=detection.Decoder(type='fpn',
+                                fpn=decoders.FPN(num_filters=64)),
       rpn_head=maskrcnn_config.RPNHead(num_convs=1, num_filters=64),
       detection_head=maskrcnn_config.DetectionHead(
           num_convs=0, num_fcs=1, fc_dims=256),

@@ -1,0 +1,107 @@
+"""NAS-FPN with bottleneck blocks (Ghiasi et al. 2021, Copy-Paste), registered.
+
+Model Garden's NASFPN merges two resampled feature maps per node, then
+applies activation -> 3x3 conv -> BatchNorm. The variant the Copy-Paste
+paper (and Table 4 of our paper) uses replaces each node's 3x3 convolution
+with ResNet bottleneck blocks (1x1 -> 3x3 -> 1x1, 4x expansion, identity
+shortcut, or a projection when the node's input is wider; the block's
+inner width is num_filters / 4). `BottleneckNASFPN`
+subclasses Model Garden's NASFPN and changes only that: the node's
+convolution factory. Model Garden keeps its activation before and its
+BatchNorm after the node, and its 1x1 resampling convolutions.
+
+Registered as decoder type 'bottleneck_nasfpn' (config: BottleneckNASFPN in
+configs/detection.py).
+"""
+from typing import Any, Optional
+
+import numpy as np
+from official.modeling import hyperparams
+from official.vision.modeling.decoders import factory
+from official.vision.modeling.decoders import nasfpn
+from official.vision.modeling.layers import nn_blocks
+import tf_keras
+
+_NODE_KERNEL = (3, 3)  # Model Garden's node convolution; resampling is 1x1.
+
+
+class BottleneckNASFPN(nasfpn.NASFPN):
+  """NAS-FPN whose node convolutions are bottleneck blocks."""
+
+  def __init__(self, *args, block_repeats: int = 1, **kwargs):
+    """Args as Model Garden's NASFPN, plus `block_repeats` blocks per node.
+
+    `num_filters` must be a multiple of 4 (the bottleneck's expansion).
+    """
+    num_filters = kwargs.get('num_filters', 256)
+    if num_filters % 4:
+      raise ValueError(f'num_filters={num_filters} must be a multiple of 4 '
+                       'for bottleneck blocks (4x expansion).')
+    if block_repeats < 1:
+      raise ValueError(f'block_repeats={block_repeats}; accepted: >= 1.')
+    self._block_repeats = block_repeats
+    super().__init__(*args, **kwargs)
+    self._config_dict['block_repeats'] = block_repeats
+
+  # Model Garden's NASFPN sets `_conv_op` to a conv class in __init__ and
+  # calls it for the node convolution (3x3) and resampling (1x1); this
+  # property hands out bottleneck blocks for the former only.
+  @property
+  def _conv_op(self):
+    return self._node_or_conv
+
+  @_conv_op.setter
+  def _conv_op(self, conv_class):
+    self._plain_conv_op = conv_class
+
+  def _node_or_conv(self, filters: int, kernel_size: Any = None,
+                    **kwargs) -> Any:
+    if tuple(np.broadcast_to(kernel_size, 2)) != _NODE_KERNEL:
+      return self._plain_conv_op(filters=filters, kernel_size=kernel_size,
+                                 **kwargs)
+    config = self._config_dict
+
+    def block(use_projection):
+      return nn_blocks.BottleneckBlock(
+          filters=filters // 4, strides=1, use_projection=use_projection,
+          kernel_initializer=config['kernel_initializer'],
+          kernel_regularizer=config['kernel_regularizer'],
+          bias_regularizer=config['bias_regularizer'],
+          activation=config['activation'], use_sync_bn=config['use_sync_bn'],
+          norm_momentum=config['norm_momentum'],
+          norm_epsilon=config['norm_epsilon'])
+
+    def apply(inputs):
+      # Model Garden resamples node inputs to 256 channels whatever
+      # num_filters is; a narrower NAS-FPN needs a projection shortcut.
+      inputs = block(inputs.shape[-1] != filters)(inputs)
+      for _ in range(self._block_repeats - 1):
+        inputs = block(False)(inputs)
+      return inputs
+    return apply
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    return cls(**config)
+
+
+@factory.register_decoder_builder('bottleneck_nasfpn')
+def build_bottleneck_nasfpn_decoder(
+    input_specs, model_config: hyperparams.Config,
+    l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None
+) -> tf_keras.Model:
+  """Builds BottleneckNASFPN from `model_config.decoder.bottleneck_nasfpn`."""
+  config = model_config.decoder.bottleneck_nasfpn
+  norm_activation = model_config.norm_activation
+  return BottleneckNASFPN(
+      input_specs=input_specs,
+      min_level=model_config.min_level,
+      max_level=model_config.max_level,
+      num_filters=config.num_filters,
+      num_repeats=config.num_repeats,
+      block_repeats=config.block_repeats,
+      activation=norm_activation.activation,
+      use_sync_bn=norm_activation.use_sync_bn,
+      norm_momentum=norm_activation.norm_momentum,
+      norm_epsilon=norm_activation.norm_epsilon,
+      kernel_regularizer=l2_regularizer)

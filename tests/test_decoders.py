@@ -1,0 +1,56 @@
+"""NAS-FPN with bottleneck blocks: registered, built, trained one step."""
+import numpy as np
+from official.vision.modeling.layers import nn_blocks
+import tensorflow as tf
+import tf_keras
+
+import testing_utils
+from backbone_reuse.modeling import decoders
+
+
+def _config(decoder_type, **decoder):
+  return testing_utils.tiny_config(
+      'backbone_reuse_cascadercnn_coco',
+      task_overrides={'model': {
+          'max_level': 7, 'input_size': [128, 128, 3],
+          'decoder': {'type': decoder_type, decoder_type: decoder}}})
+
+
+def _count(layer, kind, kernel=None):
+  return sum(isinstance(l, kind) and (kernel is None or l.kernel_size == kernel)
+             for l in layer.layers)
+
+
+class BottleneckNasfpnTest(tf.test.TestCase):
+
+  def test_nodes_are_bottleneck_blocks_and_a_step_trains(self):
+    params = _config('bottleneck_nasfpn', num_filters=16, num_repeats=2,
+                     block_repeats=2)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    decoder = model.decoder
+    self.assertIsInstance(decoder, decoders.BottleneckNASFPN)
+    # Model Garden's NAS-FPN cell has 7 nodes; 2 repeats x 2 blocks each.
+    self.assertEqual(_count(decoder, nn_blocks.BottleneckBlock), 7 * 2 * 2)
+    self.assertEqual(_count(decoder, tf_keras.layers.Conv2D, (3, 3)), 0)
+    for level in range(3, 8):
+      self.assertEqual(decoder.output_specs[str(level)][-1], 16)
+    _, metrics, before = testing_utils.train_steps(task, model, params, 1)
+    losses = [float(m.result()) for m in metrics]
+    self.assertTrue(np.isfinite(losses).all())
+    moved = [v for v in decoder.trainable_variables
+             if not np.array_equal(before[v.ref()], v.numpy())]
+    self.assertNotEmpty(moved)
+
+  def test_plain_nasfpn_keeps_its_3x3_convs(self):
+    model = testing_utils.build_task(
+        _config('nasfpn', num_filters=16, num_repeats=2)).build_model()
+    self.assertEqual(_count(model.decoder, nn_blocks.BottleneckBlock), 0)
+    self.assertEqual(_count(model.decoder, tf_keras.layers.Conv2D, (3, 3)),
+                     7 * 2)
+
+  def test_refuses_widths_the_expansion_cannot_make(self):
+    with self.assertRaisesRegex(ValueError, 'num_filters=18 must be a '
+                                'multiple of 4'):
+      testing_utils.build_task(_config(
+          'bottleneck_nasfpn', num_filters=18)).build_model()
