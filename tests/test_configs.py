@@ -172,8 +172,8 @@ class ManifestTest(tf.test.TestCase):
     ids = [e['id'] for e in entries]
     self.assertLen(set(ids), len(ids))
     self.assertEqual({e['table'] for e in entries},
-                     {'Table 1', 'Table 2', 'Table 3', 'Table 4', 'Table 7',
-                      'Appendix C (72 epochs)'})
+                     {'Table 1', 'Table 2', 'Table 3', 'Table 4', 'Table 5',
+                      'Table 6', 'Table 7', 'Appendix C (72 epochs)'})
     for entry in entries:
       for key in ('id', 'table', 'row', 'experiment', 'config_files',
                   'init_checkpoint_hint', 'paper'):

@@ -33,8 +33,8 @@ class BottleneckNasfpnTest(tf.test.TestCase):
     # Model Garden's NAS-FPN cell has 7 nodes; 2 repeats x 2 blocks each.
     self.assertEqual(_count(decoder, nn_blocks.BottleneckBlock), 7 * 2 * 2)
     self.assertEqual(_count(decoder, tf_keras.layers.Conv2D, (3, 3)), 0)
-    for level in range(3, 8):
-      self.assertEqual(decoder.output_specs[str(level)][-1], 16)
+    for level in range(3, 8):  # Bottleneck outputs: 4 x num_filters.
+      self.assertEqual(decoder.output_specs[str(level)][-1], 64)
     _, metrics, before = testing_utils.train_steps(task, model, params, 1)
     losses = [float(m.result()) for m in metrics]
     self.assertTrue(np.isfinite(losses).all())
@@ -49,8 +49,7 @@ class BottleneckNasfpnTest(tf.test.TestCase):
     self.assertEqual(_count(model.decoder, tf_keras.layers.Conv2D, (3, 3)),
                      7 * 2)
 
-  def test_refuses_widths_the_expansion_cannot_make(self):
-    with self.assertRaisesRegex(ValueError, 'num_filters=18 must be a '
-                                'multiple of 4'):
+  def test_refuses_zero_blocks(self):
+    with self.assertRaisesRegex(ValueError, 'block_repeats=0; accepted'):
       testing_utils.build_task(_config(
-          'bottleneck_nasfpn', num_filters=18)).build_model()
+          'bottleneck_nasfpn', num_filters=16, block_repeats=0)).build_model()

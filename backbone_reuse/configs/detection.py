@@ -89,7 +89,7 @@ class ClassBalancedLoss(hyperparams.Config):
 @dataclasses.dataclass
 class BottleneckNASFPN(hyperparams.Config):
   """NAS-FPN with bottleneck-block nodes (modeling/decoders.py)."""
-  num_filters: int = 256  # Output width; blocks are num_filters / 4 inside.
+  num_filters: int = 256  # Block inner width; outputs are 4x as wide.
   num_repeats: int = 5
   block_repeats: int = 1  # Bottleneck blocks per NAS-FPN node.
 

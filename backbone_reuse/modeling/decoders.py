@@ -3,12 +3,14 @@
 Model Garden's NASFPN merges two resampled feature maps per node, then
 applies activation -> 3x3 conv -> BatchNorm. The variant the Copy-Paste
 paper (and Table 4 of our paper) uses replaces each node's 3x3 convolution
-with ResNet bottleneck blocks (1x1 -> 3x3 -> 1x1, 4x expansion, identity
-shortcut, or a projection when the node's input is wider; the block's
-inner width is num_filters / 4). `BottleneckNASFPN`
-subclasses Model Garden's NASFPN and changes only that: the node's
-convolution factory. Model Garden keeps its activation before and its
-BatchNorm after the node, and its 1x1 resampling convolutions.
+with ResNet bottleneck blocks as in their public code: inner width
+num_filters, output 4 x num_filters (a projection shortcut on the first
+block, whose input is num_filters wide), so the pyramid's outputs are
+4 x num_filters wide and node inputs are projected back to num_filters by
+the 1x1 resampling convolutions. `BottleneckNASFPN` subclasses Model
+Garden's NASFPN and changes only the node's convolution factory; Model
+Garden keeps its activation before the node and its BatchNorm after it (an
+extra BatchNorm over the block output that Ghiasi et al.'s version lacks).
 
 Registered as decoder type 'bottleneck_nasfpn' (config: BottleneckNASFPN in
 configs/detection.py).
@@ -29,14 +31,7 @@ class BottleneckNASFPN(nasfpn.NASFPN):
   """NAS-FPN whose node convolutions are bottleneck blocks."""
 
   def __init__(self, *args, block_repeats: int = 1, **kwargs):
-    """Args as Model Garden's NASFPN, plus `block_repeats` blocks per node.
-
-    `num_filters` must be a multiple of 4 (the bottleneck's expansion).
-    """
-    num_filters = kwargs.get('num_filters', 256)
-    if num_filters % 4:
-      raise ValueError(f'num_filters={num_filters} must be a multiple of 4 '
-                       'for bottleneck blocks (4x expansion).')
+    """Args as Model Garden's NASFPN, plus `block_repeats` blocks per node."""
     if block_repeats < 1:
       raise ValueError(f'block_repeats={block_repeats}; accepted: >= 1.')
     self._block_repeats = block_repeats
@@ -63,7 +58,7 @@ class BottleneckNASFPN(nasfpn.NASFPN):
 
     def block(use_projection):
       return nn_blocks.BottleneckBlock(
-          filters=filters // 4, strides=1, use_projection=use_projection,
+          filters=filters, strides=1, use_projection=use_projection,
           kernel_initializer=config['kernel_initializer'],
           kernel_regularizer=config['kernel_regularizer'],
           bias_regularizer=config['bias_regularizer'],
@@ -72,9 +67,7 @@ class BottleneckNASFPN(nasfpn.NASFPN):
           norm_epsilon=config['norm_epsilon'])
 
     def apply(inputs):
-      # Model Garden resamples node inputs to 256 channels whatever
-      # num_filters is; a narrower NAS-FPN needs a projection shortcut.
-      inputs = block(inputs.shape[-1] != filters)(inputs)
+      inputs = block(inputs.shape[-1] != 4 * filters)(inputs)
       for _ in range(self._block_repeats - 1):
         inputs = block(False)(inputs)
       return inputs
