@@ -206,7 +206,8 @@ class StageTwoTest(tf.test.TestCase):
              'init_checkpoint': '/ckpt'},
             "init_checkpoint_modules='all'"),
         'class balance needs counts': (
-            {'class_balanced_loss': {'type': 'effective_number'}},
+            {'class_balanced_loss': {'type': 'effective_number',
+                                     'annotation_file': ''}},
             'needs task.class_balanced_loss.annotation_file'),
         'unknown loss': ({'class_balanced_loss': {'type': 'focal'}},
                          "type='focal'; accepted: none, effective_number"),
