@@ -216,6 +216,8 @@ class StageTwoTest(tf.test.TestCase):
                                      'annotation_file': 'x.json'},
              'losses': {'class_weights': [1.0] * 41}},
             'both set class weights'),
+        'no validation json': ({'annotation_file': ''},
+                               'LVIS evaluation needs the LVIS-format JSON'),
         'unknown modules': (
             {'backbone_strategy': 'freeze', 'init_checkpoint': '/ckpt',
              'init_checkpoint_modules': 'decoder'},

@@ -21,6 +21,7 @@ from official.vision.configs import decoders
 from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
 
+from backbone_reuse.dataloaders import lvis_tfds
 from backbone_reuse.modeling import class_balanced
 from backbone_reuse.modeling import strategy
 
@@ -166,6 +167,13 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
           'task.train_data.parser.copy_paste.enabled=True works on Model '
           "Garden's TFRecord decoder; accepted task.train_data.decoder.type: "
           f"'simple_decoder', got {self.train_data.decoder.type!r}.")
+    for name in ('train_data', 'validation_data'):
+      tfds_name = getattr(self, name).tfds_name
+      if tfds_name and not lvis_tfds.is_lvis(tfds_name):
+        raise ValueError(
+            f'task.{name}.tfds_name={tfds_name!r}: Model Garden\'s R-CNN '
+            'input reads TFRecords; accepted TFDS datasets: '
+            f'{", ".join(lvis_tfds.TFDS_NAMES)} (or convert to TFRecords).')
     if (self.class_balanced_loss.type != class_balanced.NONE
         and self.losses.class_weights):
       raise ValueError(
@@ -180,6 +188,14 @@ class LvisMaskRCNNTask(MaskRCNNTask):
 
   `annotation_file` must be the LVIS-format JSON of the validation split.
   """
+
+  def validate(self):
+    super().validate()
+    if not self.annotation_file:
+      raise ValueError(
+          'task.annotation_file is empty; LVIS evaluation needs the '
+          'LVIS-format JSON of the validation split (e.g. '
+          'lvis/lvis_v1_val.json).')
 
 
 @dataclasses.dataclass

@@ -1,13 +1,15 @@
-"""R-CNN training input with Copy-Paste between decoding and parsing.
+"""R-CNN input with Copy-Paste and/or TFDS `lvis`, Model Garden's parser.
 
-Model Garden's InputReader has the hook Copy-Paste needs -- `sample_fn`, a
-transform of the decoded stream applied before the parser -- but its
-MaskRCNNTask.build_inputs builds the reader without one. `build` therefore
-builds the same decoder, the same parser (the same arguments from the same
-config fields) and the reader, with Copy-Paste as the `sample_fn`. The
-parser's own flip and scale jitter are switched off (`aug_scale_min =
-aug_scale_max = 1`, no flip): Copy-Paste already jittered both images to the
-output size with those settings.
+Model Garden's InputReader has the hooks these need -- a decoder of TFDS
+examples, and `sample_fn`, a transform of the decoded stream applied before
+the parser -- but its MaskRCNNTask.build_inputs reads TFRecords only and
+passes no `sample_fn`. `build` therefore builds the decoder (Model Garden's
+TfExampleDecoder, or LvisTfdsDecoder), the same parser as Model Garden's
+task (the same arguments from the same config fields) and the reader, with
+Copy-Paste as the `sample_fn` when enabled. With Copy-Paste the parser's own
+flip and scale jitter are switched off (`aug_scale_min = aug_scale_max = 1`,
+no flip): Copy-Paste already jittered both images to the output size with
+those settings.
 """
 from typing import Optional
 
@@ -19,6 +21,7 @@ from official.vision.dataloaders import tf_example_decoder
 import tensorflow as tf
 
 from backbone_reuse.dataloaders import copy_paste
+from backbone_reuse.dataloaders import lvis_tfds
 
 
 def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
@@ -35,17 +38,28 @@ def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
       seed=config.seed)
 
 
+def needed(params) -> bool:
+  """Model Garden's own build_inputs cannot read this data config."""
+  return bool((params.is_training and params.parser.copy_paste.enabled) or
+              (params.tfds_name and lvis_tfds.is_lvis(params.tfds_name)))
+
+
 def build(task_config, params,
           input_context: Optional[tf.distribute.InputContext] = None,
           dataset_fn=None) -> tf.data.Dataset:
-  """The training dataset of a Mask R-CNN task, with Copy-Paste."""
+  """A Mask R-CNN task's dataset (see the module docstring)."""
   model = task_config.model
   parser_config = params.parser
-  decoder = tf_example_decoder.TfExampleDecoder(
-      include_mask=True,
-      regenerate_source_id=params.decoder.simple_decoder.regenerate_source_id,
-      mask_binarize_threshold=(
-          params.decoder.simple_decoder.mask_binarize_threshold))
+  pasting = params.is_training and parser_config.copy_paste.enabled
+  if params.tfds_name:  # Validation admits TFDS `lvis` only.
+    decoder = lvis_tfds.LvisTfdsDecoder()
+  else:
+    decoder = tf_example_decoder.TfExampleDecoder(
+        include_mask=model.include_mask,
+        regenerate_source_id=(
+            params.decoder.simple_decoder.regenerate_source_id),
+        mask_binarize_threshold=(
+            params.decoder.simple_decoder.mask_binarize_threshold))
   parser = maskrcnn_input.Parser(
       output_size=model.input_size[:2],
       min_level=model.min_level,
@@ -57,14 +71,14 @@ def build(task_config, params,
       rpn_unmatched_threshold=parser_config.rpn_unmatched_threshold,
       rpn_batch_size_per_im=parser_config.rpn_batch_size_per_im,
       rpn_fg_fraction=parser_config.rpn_fg_fraction,
-      aug_rand_hflip=False,
+      aug_rand_hflip=False if pasting else parser_config.aug_rand_hflip,
       aug_rand_vflip=parser_config.aug_rand_vflip,
-      aug_scale_min=1.0,
-      aug_scale_max=1.0,
+      aug_scale_min=1.0 if pasting else parser_config.aug_scale_min,
+      aug_scale_max=1.0 if pasting else parser_config.aug_scale_max,
       aug_type=parser_config.aug_type,
       skip_crowd_during_training=parser_config.skip_crowd_during_training,
       max_num_instances=parser_config.max_num_instances,
-      include_mask=True,
+      include_mask=model.include_mask,
       outer_boxes_scale=model.outer_boxes_scale,
       mask_crop_size=parser_config.mask_crop_size,
       dtype=params.dtype)
@@ -76,6 +90,7 @@ def build(task_config, params,
       combine_fn=input_reader.create_combine_fn(params),
       sample_fn=copy_paste.sample_fn(
           copy_paste_options(task_config, params),
-          parser_config.copy_paste.source_shuffle_buffer_size),
+          parser_config.copy_paste.source_shuffle_buffer_size)
+      if pasting else None,
       parser_fn=parser.parse_fn(params.is_training))
   return reader.read(input_context=input_context)

@@ -77,7 +77,8 @@ def validate_task_config(task_config) -> None:
     raise ValueError(
         f'task.init_checkpoint_modules={modules!r} is not supported; '
         "accepted: 'backbone' (a classification checkpoint's backbone) or "
-        "'all' (a whole detector, e.g. stage 1 of the LVIS recipe).")
+        "'all' (a whole trained detector, e.g. stage 1's, which stage 2 of "
+        'the LVIS recipe starts from).')
   if getattr(task_config, 'train_only_box_classifier', False) and (
       not checkpoint or modules != 'all'):
     raise ValueError(

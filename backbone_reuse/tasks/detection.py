@@ -7,7 +7,8 @@ steps, COCO evaluation). What changes here:
   * `initialize` restores the backbone from a classification checkpoint and
     fails listing every variable it could not restore (or, with
     init_checkpoint_modules 'all', a whole detector, Model Garden's way);
-  * R-CNN: Copy-Paste in the training input (dataloaders/); a
+  * R-CNN: Copy-Paste in the training input and TFDS `lvis` input
+    (dataloaders/); a
     class-balanced loss becomes Model Garden's per-class
     `losses.class_weights`; stage 2 trains only the box classifiers;
   * LVIS: validation runs the LVIS API (evaluation/lvis_evaluator.py).
@@ -20,7 +21,7 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import detection as detection_config
-from backbone_reuse.dataloaders import maskrcnn_input as copy_paste_input
+from backbone_reuse.dataloaders import maskrcnn_input
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import class_balanced
@@ -62,8 +63,8 @@ class _BackboneReuseTask:
     if not self.task_config.init_checkpoint:
       return
     if self.task_config.init_checkpoint_modules == 'all':
-      # A detection checkpoint: Model Garden restores it and asserts that
-      # every variable of the model was found.
+      # A detection checkpoint: Model Garden's restore, which asserts that
+      # the model's existing objects were matched in the checkpoint.
       super().initialize(model)
     else:
       backbone_checkpoint.restore_backbone(model.backbone,
@@ -90,9 +91,9 @@ class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
     return params.replace(losses={'class_weights': weights})
 
   def build_inputs(self, params, input_context=None, dataset_fn=None):
-    if params.is_training and params.parser.copy_paste.enabled:
-      return copy_paste_input.build(self.task_config, params, input_context,
-                                    dataset_fn)
+    if maskrcnn_input.needed(params):  # Copy-Paste or TFDS lvis.
+      return maskrcnn_input.build(self.task_config, params, input_context,
+                                  dataset_fn)
     return super().build_inputs(params, input_context, dataset_fn)
 
   def _build_detector(self, input_specs, l2_regularizer, backbone):
