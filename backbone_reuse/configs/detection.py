@@ -132,9 +132,24 @@ class Parser(maskrcnn_config.Parser):
 
 
 @dataclasses.dataclass
+class RepeatFactorSampling(hyperparams.Config):
+  """Gupta et al.'s repeat-factor sampling (dataloaders/repeat_factor.py).
+
+  Training data only; LVIS uses threshold 0.001.
+  """
+  threshold: float = 0.0  # 0: off.
+  # COCO/LVIS JSON of the training split: per-class image fractions.
+  annotation_file: str = ''
+  seed: int = 0
+
+
+@dataclasses.dataclass
 class DataConfig(maskrcnn_config.DataConfig):
-  """Model Garden's R-CNN data config, with Copy-Paste on the parser."""
+  """Model Garden's R-CNN data config, with Copy-Paste on the parser and
+  repeat-factor sampling."""
   parser: Parser = dataclasses.field(default_factory=Parser)
+  repeat_factor_sampling: RepeatFactorSampling = dataclasses.field(
+      default_factory=RepeatFactorSampling)
 
 
 @dataclasses.dataclass
@@ -167,6 +182,14 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
           'task.train_data.parser.copy_paste.enabled=True works on Model '
           "Garden's TFRecord decoder; accepted task.train_data.decoder.type: "
           f"'simple_decoder', got {self.train_data.decoder.type!r}.")
+    sampling = self.train_data.repeat_factor_sampling
+    if sampling.threshold < 0 or (sampling.threshold > 0
+                                  and not sampling.annotation_file):
+      raise ValueError(
+          'task.train_data.repeat_factor_sampling: threshold='
+          f'{sampling.threshold} needs threshold >= 0 and, when > 0, '
+          'annotation_file (the training JSON, for per-class image '
+          'fractions).')
     for name in ('train_data', 'validation_data'):
       tfds_name = getattr(self, name).tfds_name
       if tfds_name and not lvis_tfds.is_lvis(tfds_name):
@@ -342,9 +365,10 @@ def detection_experiment(detector: str, dataset: str = 'coco',
       validation_data=_data(os.path.join(base, 'val*'), False,
                             eval_batch_size, data_cls))
   task.losses.l2_weight_decay = 4e-5
-  if dataset == 'lvis':  # Per-class counts for stage 2's balanced loss.
-    task.class_balanced_loss.annotation_file = os.path.join(
-        base, 'lvis_v1_train.json')
+  if dataset == 'lvis':  # Per-class counts for balanced loss / sampling.
+    train_json = os.path.join(base, 'lvis_v1_train.json')
+    task.class_balanced_loss.annotation_file = train_json
+    task.train_data.repeat_factor_sampling.annotation_file = train_json
   return ExperimentConfig(
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
       task=task,

@@ -1,4 +1,4 @@
-"""R-CNN input with Copy-Paste and/or TFDS `lvis`, Model Garden's parser.
+"""R-CNN input with repeat-factor sampling, Copy-Paste and/or TFDS `lvis`.
 
 Model Garden's InputReader has the hooks these need -- a decoder of TFDS
 examples, and `sample_fn`, a transform of the decoded stream applied before
@@ -6,7 +6,7 @@ the parser -- but its MaskRCNNTask.build_inputs reads TFRecords only and
 passes no `sample_fn`. `build` therefore builds the decoder (Model Garden's
 TfExampleDecoder, or LvisTfdsDecoder), the same parser as Model Garden's
 task (the same arguments from the same config fields) and the reader, with
-Copy-Paste as the `sample_fn` when enabled. With Copy-Paste the parser's own
+repeat-factor sampling and then Copy-Paste as the `sample_fn` when enabled. With Copy-Paste the parser's own
 flip and scale jitter are switched off (`aug_scale_min = aug_scale_max = 1`,
 no flip): Copy-Paste already jittered both images to the output size with
 those settings.
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from backbone_reuse.dataloaders import copy_paste
 from backbone_reuse.dataloaders import lvis_tfds
+from backbone_reuse.dataloaders import repeat_factor
 
 
 def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
@@ -40,8 +41,32 @@ def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
 
 def needed(params) -> bool:
   """Model Garden's own build_inputs cannot read this data config."""
-  return bool((params.is_training and params.parser.copy_paste.enabled) or
-              (params.tfds_name and lvis_tfds.is_lvis(params.tfds_name)))
+  return bool(
+      (params.is_training and params.parser.copy_paste.enabled) or
+      (params.is_training and params.repeat_factor_sampling.threshold > 0) or
+      (params.tfds_name and lvis_tfds.is_lvis(params.tfds_name)))
+
+
+def _sample_fn(task_config, params):
+  """Repeat-factor sampling, then Copy-Paste, as configured (or None)."""
+  steps = []
+  sampling = params.repeat_factor_sampling
+  if params.is_training and sampling.threshold > 0:
+    steps.append(repeat_factor.sample_fn(
+        repeat_factor.class_image_fractions(sampling.annotation_file),
+        sampling.threshold, sampling.seed))
+  if params.is_training and params.parser.copy_paste.enabled:
+    steps.append(copy_paste.sample_fn(
+        copy_paste_options(task_config, params),
+        params.parser.copy_paste.source_shuffle_buffer_size))
+  if not steps:
+    return None
+
+  def apply(dataset):
+    for step in steps:
+      dataset = dataset.apply(step)
+    return dataset
+  return apply
 
 
 def build(task_config, params,
@@ -88,9 +113,6 @@ def build(task_config, params,
           params.file_type),
       decoder_fn=decoder.decode,
       combine_fn=input_reader.create_combine_fn(params),
-      sample_fn=copy_paste.sample_fn(
-          copy_paste_options(task_config, params),
-          parser_config.copy_paste.source_shuffle_buffer_size)
-      if pasting else None,
+      sample_fn=_sample_fn(task_config, params),
       parser_fn=parser.parse_fn(params.is_training))
   return reader.read(input_context=input_context)

@@ -7,7 +7,7 @@ steps, COCO evaluation). What changes here:
   * `initialize` restores the backbone from a classification checkpoint and
     fails listing every variable it could not restore (or, with
     init_checkpoint_modules 'all', a whole detector, Model Garden's way);
-  * R-CNN: Copy-Paste in the training input and TFDS `lvis` input
+  * R-CNN: repeat-factor sampling, Copy-Paste and TFDS `lvis` input
     (dataloaders/); a
     class-balanced loss becomes Model Garden's per-class
     `losses.class_weights`; stage 2 trains only the box classifiers;
@@ -91,7 +91,7 @@ class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
     return params.replace(losses={'class_weights': weights})
 
   def build_inputs(self, params, input_context=None, dataset_fn=None):
-    if maskrcnn_input.needed(params):  # Copy-Paste or TFDS lvis.
+    if maskrcnn_input.needed(params):  # Sampling, Copy-Paste, TFDS lvis.
       return maskrcnn_input.build(self.task_config, params, input_context,
                                   dataset_fn)
     return super().build_inputs(params, input_context, dataset_fn)
