@@ -4,7 +4,6 @@ import os
 
 from absl.testing import parameterized
 import tensorflow as tf
-import tf_keras
 
 import testing_utils
 from backbone_reuse.analysis import parameters

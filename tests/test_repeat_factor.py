@@ -2,9 +2,7 @@
 import collections
 import json
 import math
-import os
 
-import numpy as np
 import tensorflow as tf
 
 import testing_utils

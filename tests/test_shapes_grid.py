@@ -1,8 +1,6 @@
 """The Shapes grid: its quick mode end to end, and the report writer."""
 import contextlib
-import copy
 import io
-import json
 import os
 
 import numpy as np
