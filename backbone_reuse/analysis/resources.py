@@ -21,6 +21,8 @@ from typing import Dict, List, Optional
 from absl import logging
 import tensorflow as tf
 
+from backbone_reuse.analysis import eval_summaries
+
 FILENAME = 'resources.json'
 
 
@@ -44,17 +46,9 @@ def tf_peak_memory_mb() -> Dict[str, float]:
 def train_steps_per_second(model_dir: str,
                            subdir: str = 'train') -> List[float]:
   """`steps_per_second` of each training loop, in step order."""
-  by_step = {}
-  pattern = os.path.join(model_dir, subdir, 'events.out.tfevents.*')
-  for path in sorted(tf.io.gfile.glob(pattern)):
-    for record in tf.data.TFRecordDataset(path):
-      event = tf.compat.v1.Event.FromString(record.numpy())
-      for value in event.summary.value:
-        if value.tag == 'steps_per_second':
-          by_step[int(event.step)] = float(
-              tf.make_ndarray(value.tensor) if value.HasField('tensor')
-              else value.simple_value)
-  return [by_step[s] for s in sorted(by_step)]
+  by_step = eval_summaries.read_scalars(model_dir, subdir)
+  return [by_step[s]['steps_per_second'] for s in sorted(by_step)
+          if 'steps_per_second' in by_step[s]]
 
 
 def median_step_seconds(steps_per_second: List[float]) -> Optional[float]:
