@@ -6,10 +6,10 @@ the parser -- but its MaskRCNNTask.build_inputs reads TFRecords only and
 passes no `sample_fn`. `build` therefore builds the decoder (Model Garden's
 TfExampleDecoder, or LvisTfdsDecoder), the same parser as Model Garden's
 task (the same arguments from the same config fields) and the reader, with
-repeat-factor sampling and then Copy-Paste as the `sample_fn` when enabled. With Copy-Paste the parser's own
-flip and scale jitter are switched off (`aug_scale_min = aug_scale_max = 1`,
-no flip): Copy-Paste already jittered both images to the output size with
-those settings.
+repeat-factor sampling and then Copy-Paste as the `sample_fn` when enabled.
+With Copy-Paste the parser's own flip and scale jitter are switched off
+(`aug_scale_min = aug_scale_max = 1`, no flip): Copy-Paste already jittered
+both images to the output size with those settings.
 """
 from typing import Optional
 
