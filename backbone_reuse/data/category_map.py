@@ -5,7 +5,10 @@ are already 1..1203 (the map is the identity there) and so are the Shapes
 world's; COCO-style sets with gaps in their ids are compacted.
 """
 import collections
-from typing import Dict, Iterable, List
+import json
+from typing import Dict, Iterable, List, Tuple
+
+import tensorflow as tf
 
 
 class CategoryMap:
@@ -55,3 +58,17 @@ def training_counts(dataset: Dict) -> Dict[int, Dict[str, int]]:
   return {c['id']: {'annotations': annotations[c['id']],
                     'images': len(images[c['id']])}
           for c in dataset['categories']}
+
+
+def class_training_counts(
+    annotation_file: str) -> Tuple[List[Dict[str, int]], int]:
+  """`training_counts` of a COCO/LVIS JSON in class-index order (1..K).
+
+  Returns:
+    ([{'annotations', 'images'} for class indices 1..K], number of images).
+  """
+  with tf.io.gfile.GFile(annotation_file) as f:
+    dataset = json.load(f)
+  counts = training_counts(dataset)
+  return ([counts[c] for c in CategoryMap(counts).category_ids],
+          len(dataset['images']))

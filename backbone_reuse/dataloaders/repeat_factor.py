@@ -8,7 +8,6 @@ threshold (LVIS: 0.001). Fractional repeats are rounded stochastically
 stateless seed, and the repeated stream is shuffled again so copies do not
 sit in one batch. Class fractions come from the training COCO/LVIS JSON.
 """
-import json
 from typing import Callable, List
 
 import numpy as np
@@ -19,13 +18,9 @@ from backbone_reuse.data import category_map
 
 def class_image_fractions(annotation_file: str) -> List[float]:
   """f(c) for class indices 0 (background, unused) .. K."""
-  with tf.io.gfile.GFile(annotation_file) as f:
-    dataset = json.load(f)
-  counts = category_map.training_counts(dataset)
-  mapping = category_map.CategoryMap(counts)
-  num_images = max(len(dataset['images']), 1)
-  return [1.0] + [counts[c]['images'] / num_images
-                  for c in mapping.category_ids]
+  per_class, num_images = category_map.class_training_counts(annotation_file)
+  return [1.0] + [counts['images'] / max(num_images, 1)
+                  for counts in per_class]
 
 
 def repeat_factors(classes: tf.Tensor, fractions: tf.Tensor,

@@ -12,11 +12,9 @@ class absent from training gets the largest weight rather than infinity).
 Foreground weights are normalised to average 1 (Cui et al.'s normalisation
 to sum to the number of classes); background RoIs keep weight 1.
 """
-import json
 from typing import List, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from backbone_reuse.data import category_map
 
@@ -54,8 +52,5 @@ def class_weights(counts: Sequence[int], kind: str,
 
 def annotation_counts(annotation_file: str) -> List[int]:
   """Training annotations per class index 1..K, from a COCO/LVIS JSON."""
-  with tf.io.gfile.GFile(annotation_file) as f:
-    dataset = json.load(f)
-  counts = category_map.training_counts(dataset)
-  mapping = category_map.CategoryMap(counts)
-  return [counts[c]['annotations'] for c in mapping.category_ids]
+  per_class, _ = category_map.class_training_counts(annotation_file)
+  return [counts['annotations'] for counts in per_class]
