@@ -39,6 +39,7 @@ from backbone_reuse.data import coco_tfrecord
 from backbone_reuse.data import shapes_world
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
+from backbone_reuse.modeling import backbone_checkpoint
 
 # Training stages continue from their last checkpoint after an interruption;
 # the others are cheap and start over.
@@ -145,8 +146,8 @@ class Demo:
     params = self.detector_params()
     task = task_factory.get_task(params.task)
     model = task.build_model()
-    checkpoint = tf.train.latest_checkpoint(self.path('detector'))
-    tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+    backbone_checkpoint.restore_detector(model, self.path('detector'),
+                                         flag='detector model dir')
     detections = predictions.predict(task, model, params.task.validation_data,
                                      self.scale.detection_val)
     with open(self.path('evaluate', 'detections.json'), 'w') as f:

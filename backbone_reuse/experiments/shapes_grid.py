@@ -51,6 +51,7 @@ from backbone_reuse.configs import resolve
 from backbone_reuse.data import shapes_world
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
+from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.experiments import shapes_report
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -275,8 +276,8 @@ class ShapesGrid:
     params = self.params(run)
     task = task_factory.get_task(params.task)
     model = task.build_model()
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+    backbone_checkpoint.restore_detector(model, model_dir,
+                                         flag='run model dir')
     detections = predictions.predict(task, model, params.task.validation_data,
                                      self.scale.detection_val)
     ground_truth = coco.COCO(self._annotations('val'))

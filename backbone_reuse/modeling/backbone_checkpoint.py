@@ -1,6 +1,11 @@
-"""Restores a backbone from a classification checkpoint, or fails loudly.
+"""Restores a backbone, or a whole detector, from a checkpoint, or fails loudly.
 
-Two layouts are accepted, found by reading the checkpoint's object graph:
+`restore_detector` reads a detector's training checkpoint (the model under
+`model/`, as Model Garden's trainer writes it): every model variable must be
+matched, and every model variable of the checkpoint used (a checkpoint of
+another architecture is refused, not partially read).
+
+`restore_backbone` reads a classification checkpoint. Two layouts are accepted, found by reading the checkpoint's object graph:
   * the backbone at the root (`backbone/...`): a backbone-only checkpoint, and
     what Model Garden's trainer also writes beside the model;
   * the backbone nested under the classification model (`model/_backbone/...`),
@@ -35,15 +40,18 @@ class BackboneCheckpointError(ValueError):
   """The checkpoint cannot initialise every backbone variable."""
 
 
-def _resolve(path: str) -> str:
+def _resolve(path: str, flag: str = 'task.init_checkpoint') -> str:
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if not latest:
       raise BackboneCheckpointError(
-          f'task.init_checkpoint={path!r} is a directory without a '
-          'checkpoint; accepted: a checkpoint prefix or a directory holding '
-          'one.')
+          f'{flag}={path!r} is a directory without a checkpoint; accepted: a '
+          'checkpoint prefix or a directory holding one.')
     return latest
+  if not tf.io.gfile.exists(path + '.index'):
+    raise BackboneCheckpointError(
+        f'{flag}={path!r}: no such checkpoint (no {path}.index); accepted: a '
+        'checkpoint prefix or a directory holding one.')
   return path
 
 
@@ -91,10 +99,12 @@ def variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
   return found
 
 
-def _unmatched(graph, shapes, backbone_node: int, backbone,
-               new_ids) -> List[str]:
+def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
+               matched_nodes=None) -> List[str]:
   """Backbone variables the checkpoint cannot restore, with the reason
-  (variables whose id is in `new_ids` are new, e.g. adapters: skipped)."""
+  (variables whose id is in `new_ids` are new, e.g. adapters: skipped).
+  The checkpoint nodes of the matched variables are added to
+  `matched_nodes` when given."""
   problems = []
   for key, (path, variable) in variables_by_path(backbone).items():
     if key in new_ids:
@@ -113,7 +123,29 @@ def _unmatched(graph, shapes, backbone_node: int, backbone,
     elif shapes[keys[0]] != variable.shape.as_list():
       problems.append(f'{label}: shape {variable.shape.as_list()} vs '
                       f'{shapes[keys[0]]} in the checkpoint')
+    elif matched_nodes is not None:
+      matched_nodes.add(node_id)
   return sorted(problems)
+
+
+def _variable_nodes(graph, root_node: int) -> Dict[int, str]:
+  """Every variable node under `root_node`: {node id: first edge path}."""
+  found = {}
+  queue = [(root_node, '')]
+  seen = {root_node}
+  while queue:
+    node_id, path = queue.pop(0)
+    for child in graph.nodes[node_id].children:
+      if child.node_id in seen:
+        continue
+      seen.add(child.node_id)
+      child_path = f'{path}/{child.local_name}' if path else child.local_name
+      if any(a.name == 'VARIABLE_VALUE'
+             for a in graph.nodes[child.node_id].attributes):
+        found[child.node_id] = child_path
+      else:
+        queue.append((child.node_id, child_path))
+  return found
 
 
 def _nest(path: Sequence[str], backbone) -> tf.train.Checkpoint:
@@ -162,3 +194,50 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
                '%d adapter variables are new.',
                len(backbone.weights) - len(new), path, layout, len(new))
   return layout
+
+
+def restore_detector(model: tf_keras.Model, checkpoint_path: str,
+                     flag: str = '--checkpoint') -> str:
+  """Restores every variable of `model` from a detector training checkpoint.
+
+  Args:
+    model: the built detector (e.g. from our task's `build_model`).
+    checkpoint_path: a checkpoint prefix, or a model dir (latest is used).
+    flag: how the user gave `checkpoint_path`, for error messages.
+
+  Returns:
+    The checkpoint prefix read.
+
+  Raises:
+    BackboneCheckpointError: no model in the checkpoint, a model variable
+      without a counterpart of the same shape, or checkpoint model variables
+      this model does not have (another architecture); first 20 of each
+      listed with the count.
+  """
+  path = _resolve(checkpoint_path, flag)
+  reader = tf.train.load_checkpoint(path)
+  graph = _object_graph(reader)
+  model_node = _child(graph, 0, 'model')
+  if model_node is None:
+    roots = [c.local_name for c in graph.nodes[0].children]
+    raise BackboneCheckpointError(
+        f'{flag}={path!r} holds no detector (root objects: {roots}); '
+        'accepted: a checkpoint written by training, with the model under '
+        '"model".')
+  matched = set()
+  problems = _unmatched(graph, reader.get_variable_to_shape_map(),
+                        model_node, model, set(), matched)
+  unused = sorted(f'{p}: in the checkpoint, not in the model'
+                  for n, p in _variable_nodes(graph, model_node).items()
+                  if n not in matched)
+  problems += unused
+  if problems:
+    raise BackboneCheckpointError(
+        f'{flag}={path!r} does not match the model: {len(problems)} '
+        'variable(s) differ; is it the same architecture and config?\n  ' +
+        '\n  '.join(problems[:_SHOWN]))
+  # expect_partial: the optimizer and step beside the model are not needed.
+  tf.train.Checkpoint(model=model).read(path).expect_partial()
+  logging.info('Restored all %d model variables from %s.',
+               len(model.weights), path)
+  return path
