@@ -72,3 +72,38 @@ def class_training_counts(
   counts = training_counts(dataset)
   return ([counts[c] for c in CategoryMap(counts).category_ids],
           len(dataset['images']))
+
+
+def label_map(categories: List[Dict], num_classes: int) -> List[Dict]:
+  """The detector's class indices 1..num_classes-1 as dataset categories.
+
+  Model Garden's COCO converter writes category ids as labels (COCO's ids,
+  with gaps, below its 91 classes); our LVIS converter writes `CategoryMap`
+  indices. The two agree wherever the ids are 1..K (LVIS v1, the Shapes
+  world); ids that do not fit below `num_classes` are compacted.
+
+  Args:
+    categories: the annotation file's category dicts (`id`, `name`).
+    num_classes: the detector's `task.model.num_classes` (with background).
+
+  Returns:
+    [{'class_index', 'category_id', 'name'}] for every category.
+
+  Raises:
+    ValueError: the categories cannot be the detector's classes.
+  """
+  ids = [int(c['id']) for c in categories]
+  names = {int(c['id']): c['name'] for c in categories}
+  if ids and max(ids) < num_classes and min(ids) >= 1:
+    index = {i: i for i in ids}
+  elif len(ids) + 1 == num_classes:
+    compact = CategoryMap(ids)
+    index = {i: compact.class_index(i) for i in ids}
+  else:
+    raise ValueError(
+        f'{len(ids)} categories (ids {min(ids, default=None)}..'
+        f'{max(ids, default=None)}) cannot be the classes of a detector with '
+        f'num_classes={num_classes}; accepted: ids below num_classes, or '
+        'exactly num_classes - 1 categories.')
+  return [{'class_index': index[i], 'category_id': i, 'name': names[i]}
+          for i in sorted(ids)]

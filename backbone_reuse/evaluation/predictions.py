@@ -6,6 +6,10 @@ from official.vision.evaluation import coco_utils
 import tensorflow as tf
 import tqdm
 
+# What a detector's outputs must hold for COCO results (masks if any).
+OUTPUT_KEYS = ('detection_boxes', 'detection_classes', 'detection_scores',
+               'detection_masks')
+
 
 def predict(task, model, data_config, num_examples: int) -> List[Dict]:
   """COCO result dicts (boxes in original image pixels; RLE masks if any).
@@ -32,20 +36,43 @@ def predict(task, model, data_config, num_examples: int) -> List[Dict]:
                  leave=False) as progress:
     for images, labels in dataset:
       outputs = infer(images, labels)
-      image_info = labels['image_info'].numpy()
-      batch = {
-          'source_id': [labels['groundtruths']['source_id'].numpy()],
-          'image_info': [image_info],
-          # Back to original image pixels, as Model Garden's evaluator does.
-          'detection_boxes': [outputs['detection_boxes'].numpy() / np.tile(
-              image_info[:, 2:3, :], (1, 1, 2))],
-          'detection_classes': [outputs['detection_classes'].numpy()],
-          'detection_scores': [outputs['detection_scores'].numpy()],
-      }
-      if 'detection_masks' in outputs:
-        batch['detection_masks'] = [outputs['detection_masks'].numpy()]
-      results.extend(coco_utils.convert_predictions_to_coco_annotations(batch))
-      progress.update(image_info.shape[0])
+      results.extend(coco_results(
+          labels['groundtruths']['source_id'].numpy(),
+          labels['image_info'].numpy(),
+          {k: outputs[k].numpy() for k in OUTPUT_KEYS if k in outputs}))
+      progress.update(images.shape[0])
+  return results
+
+
+def coco_results(source_ids: np.ndarray, image_info: np.ndarray,
+                 outputs: Dict[str, np.ndarray]) -> List[Dict]:
+  """One batch of detector outputs as COCO result dicts.
+
+  Args:
+    source_ids: [batch] image ids.
+    image_info: [batch, 4, 2] Model Garden's resize record (original size,
+      scaled size, scale, offset).
+    outputs: the detector's `detection_boxes` [batch, N, 4] (scaled-image
+      pixels, ymin/xmin/ymax/xmax), `detection_classes`, `detection_scores`
+      [batch, N] and, for Mask R-CNN, `detection_masks` [batch, N, h, w].
+
+  Returns:
+    Dicts with `image_id`, `category_id` (the class index), `bbox` (original
+    image pixels, x/y/w/h), `score` and, with masks, an RLE `segmentation`
+    pasted at original size; padding (score 0) left out.
+  """
+  batch = {
+      'source_id': [source_ids],
+      'image_info': [image_info],
+      # Back to original image pixels, as Model Garden's evaluator does.
+      'detection_boxes': [outputs['detection_boxes'] / np.tile(
+          image_info[:, 2:3, :], (1, 1, 2))],
+      'detection_classes': [outputs['detection_classes']],
+      'detection_scores': [outputs['detection_scores']],
+  }
+  if 'detection_masks' in outputs:
+    batch['detection_masks'] = [outputs['detection_masks']]
+  results = coco_utils.convert_predictions_to_coco_annotations(batch)
   return [_plain(r) for r in results if r['score'] > 0]
 
 

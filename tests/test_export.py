@@ -1,0 +1,218 @@
+"""SavedModel export of our tasks' detectors: the served model equals the
+in-process one, every variable restored, class names beside it."""
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import parameterized
+from official.core import train_utils
+import numpy as np
+import tensorflow as tf
+
+import testing_utils
+from backbone_reuse import export
+from backbone_reuse.data import category_map
+
+_OUTPUTS = ('detection_boxes', 'detection_scores', 'detection_classes',
+            'detection_masks', 'num_detections')
+
+
+def trained_model_dir(directory, experiment, strategy, task_overrides=None):
+  """A tiny detector whose weights differ from any fresh initialisation,
+  saved as training saves it (params.yaml + Checkpoint(model=...)).
+
+  Returns:
+    (params, task, model, model_dir).
+  """
+  checkpoint = None
+  if strategy != 'scratch':
+    probe = testing_utils.tiny_config(experiment)
+    checkpoint, _ = testing_utils.write_classification_checkpoint(
+        probe.task.model, directory, 'trainer')
+  params = testing_utils.tiny_config(experiment, strategy, checkpoint,
+                                     task_overrides)
+  task = testing_utils.build_task(params)
+  model = task.build_model()
+  task.initialize(model)
+  rng = np.random.RandomState(0)
+  for variable in model.weights:  # Adapters' zero-initialised convs too.
+    if 'moving_variance' not in variable.name:
+      value = variable.numpy()
+      variable.assign(value * rng.normal(1, 0.05, value.shape).astype(
+          value.dtype) + rng.normal(0, 1e-3, value.shape).astype(value.dtype))
+  model_dir = os.path.join(directory, f'{experiment}_{strategy}')
+  train_utils.serialize_config(params, model_dir)
+  tf.train.Checkpoint(model=model, global_step=tf.Variable(7)).save(
+      os.path.join(model_dir, 'ckpt'))
+  return params, task, model, model_dir
+
+
+def evaluation_inputs(task, params, count=4):
+  """{file name: (image, image_info, anchor_boxes)} of the first `count`
+  validation images, as the task's evaluation input pipeline makes them."""
+  with open(testing_utils.toy_data()['val_annotations']) as f:
+    names = {i['id']: i['file_name'] for i in json.load(f)['images']}
+  found = {}
+  for images, labels in task.build_inputs(params.task.validation_data):
+    for row, source_id in enumerate(
+        labels['groundtruths']['source_id'].numpy()):
+      found[names[int(source_id)]] = (
+          images[row], labels['image_info'][row],
+          {k: v[row] for k, v in labels['anchor_boxes'].items()})
+    if len(found) >= count:
+      return found
+  return found
+
+
+def read_val_image(name):
+  raw = os.path.join(os.path.dirname(
+      testing_utils.toy_data()['val_annotations']), 'images', name)
+  with open(raw, 'rb') as f:
+    return tf.io.decode_image(f.read(), channels=3)
+
+
+class ExportTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('maskrcnn_freeze', 'backbone_reuse_maskrcnn_coco', 'freeze', None),
+      ('cascadercnn_finetune', 'backbone_reuse_cascadercnn_coco', 'finetune',
+       None),
+      ('maskrcnn_adapters', 'backbone_reuse_maskrcnn_coco', 'adapters',
+       {'adapters': {'reduction': 2}}),
+  )
+  def test_saved_model_equals_in_process_model(self, experiment, strategy,
+                                               overrides):
+    directory = self.get_temp_dir()
+    params, task, model, model_dir = trained_model_dir(
+        directory, experiment, strategy, overrides)
+    export_dir = os.path.join(directory, f'export_{experiment}_{strategy}')
+    # The config comes from the model dir's params.yaml, as the CLI does.
+    resolved = export.resolve_params(experiment, [], '', model_dir)
+    self.assertEqual(resolved.task.backbone_strategy, strategy)
+    info = export.export(resolved, model_dir, export_dir)
+    self.assertEqual(info['signatures'], ['serving_default'])
+    self.assertGreater(info['size_mb'], 0)
+
+    served = tf.saved_model.load(export_dir).signatures['serving_default']
+    # The in-process model, fed what the serving module's preprocessing
+    # makes of the same image: export and restore are all that differ.
+    module = export.DetectionModule(
+        params, batch_size=None,
+        input_image_size=list(params.task.model.input_size[:2]), model=model)
+
+    @tf.function  # A graph, as served: eager kernels round differently.
+    def infer(images, image_info, anchor_boxes):
+      return model(images, image_shape=image_info[:, 1, :],
+                   anchor_boxes=anchor_boxes, training=False)
+
+    inputs = evaluation_inputs(task, params)
+    self.assertLen(inputs, 4)
+    for name, (image, image_info, anchors) in inputs.items():
+      pixels = read_val_image(name)[tf.newaxis]
+      images, module_anchors, module_info = module.preprocess(pixels)
+      # Serving preprocessing = the evaluation pipeline's (float rounding).
+      self.assertAllClose(images[0], image, atol=1e-5)
+      self.assertAllEqual(module_info[0], image_info)
+      for level, boxes in anchors.items():
+        self.assertAllEqual(module_anchors[level][0], boxes)
+      want = infer(images, module_info, module_anchors)
+      got = served(pixels)
+      self.assertGreater(int(got['num_detections'][0]), 0)
+      for key in _OUTPUTS:
+        if key in want:
+          self.assertAllClose(got[key], want[key], atol=1e-4, msg=key)
+      self.assertEqual('detection_masks' in got,
+                       experiment == 'backbone_reuse_maskrcnn_coco')
+    with open(os.path.join(export_dir, export.LABEL_MAP_FILENAME)) as f:
+      labels = json.load(f)
+    self.assertEqual([(c['class_index'], c['category_id'], c['name'])
+                      for c in labels['classes']],
+                     [(1, 1, 'square'), (2, 2, 'triangle'), (3, 3, 'circle')])
+    self.assertTrue(os.path.isfile(os.path.join(export_dir, 'params.yaml')))
+
+  def test_encoded_image_export_keeps_an_image_tensor_signature(self):
+    directory = self.get_temp_dir()
+    params, _, _, model_dir = trained_model_dir(
+        directory, 'backbone_reuse_fasterrcnn_coco', 'scratch')
+    export_dir = os.path.join(directory, 'export_bytes')
+    info = export.export(params, model_dir, export_dir,
+                         input_type='encoded_image_string_tensor')
+    self.assertEqual(info['signatures'], ['image_tensor', 'serving_default'])
+    loaded = tf.saved_model.load(export_dir)
+    raw = os.path.join(os.path.dirname(
+        testing_utils.toy_data()['val_annotations']), 'images', '000001.png')
+    with open(raw, 'rb') as f:
+      data = f.read()
+    from_bytes = loaded.signatures['serving_default'](tf.constant([data]))
+    from_pixels = loaded.signatures['image_tensor'](
+        tf.io.decode_image(data, channels=3)[tf.newaxis])
+    self.assertAllClose(from_bytes['detection_boxes'],
+                        from_pixels['detection_boxes'])
+
+  def test_checkpoint_of_another_architecture_is_refused(self):
+    directory = self.get_temp_dir()
+    _, _, _, cascade_dir = trained_model_dir(
+        directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
+    params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
+    with self.assertRaisesRegex(export.BadInput,
+                                r'does not match the model: \d+ variable'):
+      export.build_module(params, cascade_dir)
+    # A Faster R-CNN has every variable a Mask R-CNN checkpoint needs but
+    # one: the checkpoint's mask head is unused, so it is refused too.
+    _, _, _, mask_dir = trained_model_dir(
+        directory, 'backbone_reuse_maskrcnn_coco', 'scratch')
+    faster = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
+    with self.assertRaisesRegex(export.BadInput,
+                                'mask_head.*in the checkpoint, not in the'):
+      export.build_module(faster, mask_dir)
+
+  def test_cli_refuses_a_mismatched_checkpoint_in_one_line(self):
+    directory = self.get_temp_dir()
+    _, _, _, cascade_dir = trained_model_dir(
+        directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
+    data = testing_utils.toy_data()
+    override = (f"task.annotation_file={data['val_annotations']},"
+                'task.backbone_strategy=scratch')
+    export_dir = os.path.join(directory, 'refused')
+    result = subprocess.run(
+        [sys.executable, '-m', 'backbone_reuse.export',
+         '--experiment=backbone_reuse_maskrcnn_coco',
+         '--config_file=configs/smoke/rcnn_tiny.yaml',
+         f'--params_override={override}', f'--checkpoint={cascade_dir}',
+         f'--export_dir={export_dir}'],
+        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
+                     msg=result.stderr[-2000:])
+    errors = [l for l in result.stderr.splitlines()
+              if l.startswith('error:')]
+    self.assertLen(errors, 1)
+    self.assertRegex(errors[0], r'^error: --checkpoint=.*does not match the '
+                                r'model: \d+ variable\(s\) differ.*\(first: ')
+    self.assertFalse(os.path.exists(os.path.join(export_dir,
+                                                 'saved_model.pb')))
+
+
+class LabelMapTest(tf.test.TestCase):
+
+  def test_ids_below_num_classes_are_the_class_indices(self):
+    # COCO: ids with gaps, labels written as ids by Model Garden's converter.
+    categories = [{'id': 1, 'name': 'a'}, {'id': 5, 'name': 'b'}]
+    self.assertEqual(category_map.label_map(categories, 6),
+                     [{'class_index': 1, 'category_id': 1, 'name': 'a'},
+                      {'class_index': 5, 'category_id': 5, 'name': 'b'}])
+
+  def test_ids_beyond_num_classes_are_compacted(self):
+    categories = [{'id': 7, 'name': 'b'}, {'id': 3, 'name': 'a'}]
+    self.assertEqual(category_map.label_map(categories, 3),
+                     [{'class_index': 1, 'category_id': 3, 'name': 'a'},
+                      {'class_index': 2, 'category_id': 7, 'name': 'b'}])
+
+  def test_categories_that_cannot_be_the_classes_are_refused(self):
+    with self.assertRaisesRegex(ValueError, 'num_classes=3'):
+      category_map.label_map([{'id': i, 'name': str(i)}
+                              for i in (1, 5, 9)], 3)
+
+
+if __name__ == '__main__':
+  tf.test.main()
