@@ -47,6 +47,16 @@ class CocoMetricsTest(tf.test.TestCase):
       for letter in groups:
         self.assertAllClose(metrics[coco_metrics.GROUPS[letter]], 1.0)
 
+  def test_ground_truth_without_info_is_evaluated(self):
+    # COCO-format files may leave `info` out; pycocotools' loadRes needs it.
+    bare = coco.COCO()
+    bare.dataset = {k: v for k, v in self.ground_truth.dataset.items()
+                    if k != 'info'}
+    bare.createIndex()
+    metrics = coco_metrics.evaluate(bare, _as_detections(bare, 'bbox'),
+                                    'bbox')
+    self.assertAllClose(metrics['AP'], 1.0)
+
   def test_missing_class_counts_as_zero_in_its_group(self):
     rare = sorted(c['id'] for c in self.ground_truth.cats.values()
                   if c['frequency'] == 'r')

@@ -39,6 +39,9 @@ def evaluate(ground_truth: coco.COCO, detections: List[Dict],
     per_class_by_area = {name: dict.fromkeys(_AREAS, 0.0)
                          for name in per_class}
   else:
+    # pycocotools 2.0.10's loadRes copies `info`, which COCO-format files
+    # may leave out.
+    ground_truth.dataset.setdefault('info', {})
     with contextlib.redirect_stdout(io.StringIO()):
       results = ground_truth.loadRes(detections)
       evaluator = cocoeval.COCOeval(ground_truth, results, iou_type)
