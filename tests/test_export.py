@@ -6,8 +6,6 @@ import subprocess
 import sys
 
 from absl.testing import parameterized
-from official.core import train_utils
-import numpy as np
 import tensorflow as tf
 
 import testing_utils
@@ -16,36 +14,6 @@ from backbone_reuse.data import category_map
 
 _OUTPUTS = ('detection_boxes', 'detection_scores', 'detection_classes',
             'detection_masks', 'num_detections')
-
-
-def trained_model_dir(directory, experiment, strategy, task_overrides=None):
-  """A tiny detector whose weights differ from any fresh initialisation,
-  saved as training saves it (params.yaml + Checkpoint(model=...)).
-
-  Returns:
-    (params, task, model, model_dir).
-  """
-  checkpoint = None
-  if strategy != 'scratch':
-    probe = testing_utils.tiny_config(experiment)
-    checkpoint, _ = testing_utils.write_classification_checkpoint(
-        probe.task.model, directory, 'trainer')
-  params = testing_utils.tiny_config(experiment, strategy, checkpoint,
-                                     task_overrides)
-  task = testing_utils.build_task(params)
-  model = task.build_model()
-  task.initialize(model)
-  rng = np.random.RandomState(0)
-  for variable in model.weights:  # Adapters' zero-initialised convs too.
-    if 'moving_variance' not in variable.name:
-      value = variable.numpy()
-      variable.assign(value * rng.normal(1, 0.05, value.shape).astype(
-          value.dtype) + rng.normal(0, 1e-3, value.shape).astype(value.dtype))
-  model_dir = os.path.join(directory, f'{experiment}_{strategy}')
-  train_utils.serialize_config(params, model_dir)
-  tf.train.Checkpoint(model=model, global_step=tf.Variable(7)).save(
-      os.path.join(model_dir, 'ckpt'))
-  return params, task, model, model_dir
 
 
 def evaluation_inputs(task, params, count=4):
@@ -84,7 +52,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
   def test_saved_model_equals_in_process_model(self, experiment, strategy,
                                                overrides):
     directory = self.get_temp_dir()
-    params, task, model, model_dir = trained_model_dir(
+    params, task, model, model_dir = testing_utils.trained_model_dir(
         directory, experiment, strategy, overrides)
     export_dir = os.path.join(directory, f'export_{experiment}_{strategy}')
     # The config comes from the model dir's params.yaml, as the CLI does.
@@ -133,7 +101,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_encoded_image_export_keeps_an_image_tensor_signature(self):
     directory = self.get_temp_dir()
-    params, _, _, model_dir = trained_model_dir(
+    params, _, _, model_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_fasterrcnn_coco', 'scratch')
     export_dir = os.path.join(directory, 'export_bytes')
     info = export.export(params, model_dir, export_dir,
@@ -152,7 +120,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_checkpoint_of_another_architecture_is_refused(self):
     directory = self.get_temp_dir()
-    _, _, _, cascade_dir = trained_model_dir(
+    _, _, _, cascade_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
     params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
     with self.assertRaisesRegex(export.BadInput,
@@ -160,7 +128,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
       export.build_module(params, cascade_dir)
     # A Faster R-CNN has every variable a Mask R-CNN checkpoint needs but
     # one: the checkpoint's mask head is unused, so it is refused too.
-    _, _, _, mask_dir = trained_model_dir(
+    _, _, _, mask_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_maskrcnn_coco', 'scratch')
     faster = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
     with self.assertRaisesRegex(export.BadInput,
@@ -169,7 +137,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_cli_refuses_a_mismatched_checkpoint_in_one_line(self):
     directory = self.get_temp_dir()
-    _, _, _, cascade_dir = trained_model_dir(
+    _, _, _, cascade_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
     data = testing_utils.toy_data()
     override = (f"task.annotation_file={data['val_annotations']},"

@@ -6,9 +6,11 @@ import tempfile
 
 from official.core import exp_factory
 from official.core import task_factory
+from official.core import train_utils
 from official.modeling import hyperparams
 from official.vision.configs import image_classification
 from official.vision.tasks import image_classification as classification_task
+import numpy as np
 import tensorflow as tf
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
@@ -126,3 +128,32 @@ def train_steps(task, model, params, steps: int, distribution=None):
   for _ in range(steps):
     step(next(iterator))
   return optimizer, metrics, before
+
+
+def trained_model_dir(directory, experiment, strategy, task_overrides=None):
+  """A tiny detector whose weights differ from any fresh initialisation,
+  saved as training saves it (params.yaml + Checkpoint(model=...)).
+
+  Returns:
+    (params, task, model, model_dir).
+  """
+  checkpoint = None
+  if strategy != 'scratch':
+    probe = tiny_config(experiment)
+    checkpoint, _ = write_classification_checkpoint(
+        probe.task.model, directory, 'trainer')
+  params = tiny_config(experiment, strategy, checkpoint, task_overrides)
+  task = build_task(params)
+  model = task.build_model()
+  task.initialize(model)
+  rng = np.random.RandomState(0)
+  for variable in model.weights:  # Adapters' zero-initialised convs too.
+    if 'moving_variance' not in variable.name:
+      value = variable.numpy()
+      variable.assign(value * rng.normal(1, 0.05, value.shape).astype(
+          value.dtype) + rng.normal(0, 1e-3, value.shape).astype(value.dtype))
+  model_dir = os.path.join(directory, f'{experiment}_{strategy}')
+  train_utils.serialize_config(params, model_dir)
+  tf.train.Checkpoint(model=model, global_step=tf.Variable(7)).save(
+      os.path.join(model_dir, 'ckpt'))
+  return params, task, model, model_dir

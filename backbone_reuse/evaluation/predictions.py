@@ -58,7 +58,7 @@ def coco_results(source_ids: np.ndarray, image_info: np.ndarray,
 
   Returns:
     Dicts with `image_id`, `category_id` (the class index), `bbox` (original
-    image pixels, x/y/w/h), `score` and, with masks, an RLE `segmentation`
+    image pixels, x/y/w/h, inside the image), `score` and, with masks, an RLE `segmentation`
     pasted at original size; padding (score 0) left out.
   """
   batch = {
@@ -73,7 +73,21 @@ def coco_results(source_ids: np.ndarray, image_info: np.ndarray,
   if 'detection_masks' in outputs:
     batch['detection_masks'] = [outputs['detection_masks']]
   results = coco_utils.convert_predictions_to_coco_annotations(batch)
-  return [_plain(r) for r in results if r['score'] > 0]
+  sizes = {int(i): [float(v) for v in info[0]]
+           for i, info in zip(source_ids, image_info)}
+  return [_clip(_plain(r), *sizes[int(r['image_id'])])
+          for r in results if r['score'] > 0]
+
+
+def _clip(result: Dict, height: float, width: float) -> Dict:
+  """The box cut to the image. The detector may reach into the padding of
+  a resized image (its boxes are clipped to the padded size); masks were
+  pasted with the whole box and are already cut by the image."""
+  x, y, w, h = result['bbox']
+  x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+  x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+  result['bbox'] = [x0, y0, x1 - x0, y1 - y0]
+  return result
 
 
 def _plain(result: Dict) -> Dict:

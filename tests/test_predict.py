@@ -1,0 +1,180 @@
+"""`python -m backbone_reuse.predict` on image files, from an export dir and
+from a training model dir."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from PIL import Image
+from pycocotools import coco
+import tensorflow as tf
+
+import testing_utils
+from backbone_reuse import export
+from backbone_reuse import predict
+from backbone_reuse.evaluation import coco_metrics
+from backbone_reuse.evaluation import predictions
+from backbone_reuse.tools import evaluate
+
+_METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm')
+
+
+def _run_predict(*flags):
+  return subprocess.run(
+      [sys.executable, '-m', 'backbone_reuse.predict', *flags],
+      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+
+
+def _error_lines(result):
+  return [l for l in result.stderr.splitlines() if l.startswith('error:')]
+
+
+class PredictTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    data = testing_utils.toy_data()
+    self.annotations = data['val_annotations']
+    self.image_dir = os.path.join(os.path.dirname(self.annotations),
+                                  'images')
+
+  def test_detections_evaluate_as_the_in_process_model(self):
+    directory = self.get_temp_dir()
+    params, task, model, model_dir = testing_utils.trained_model_dir(
+        directory, 'backbone_reuse_maskrcnn_coco', 'freeze')
+    export_dir = os.path.join(directory, 'export')
+    export.export(params, model_dir, export_dir)
+    output_dir = os.path.join(directory, 'predicted')
+    result = _run_predict(f'--model={export_dir}',
+                          f'--images={self.image_dir}',
+                          f'--output_dir={output_dir}',
+                          f'--annotation_file={self.annotations}')
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    self.assertEqual(summary['images'], 16)
+    self.assertEqual(summary['skipped'], [])
+
+    with open(self.annotations) as f:
+      ground_truth = json.load(f)
+    with open(os.path.join(output_dir, 'images.json')) as f:
+      images = json.load(f)
+    self.assertEqual({(i['id'], i['file_name']) for i in images},
+                     {(i['id'], i['file_name'])
+                      for i in ground_truth['images']})
+    # One PNG per image: ground truth beside the prediction, upscaled 6x.
+    for image in images:
+      with Image.open(os.path.join(output_dir, 'visualizations',
+                                   image['file_name'] + '.png')) as drawn:
+        self.assertEqual(drawn.size, (2 * 64 * 6 + 4, 64 * 6))
+
+    # The same model evaluated in-process, on the validation TFRecords.
+    in_process = predictions.predict(task, model, params.task.validation_data,
+                                     16)
+    with open(os.path.join(output_dir, 'detections.json')) as f:
+      served = json.load(f)
+    self.assertNotEmpty(served)
+    self.assertLen(served, len(in_process))
+    key = lambda d: (d['image_id'], -d['score'])  # pylint: disable=unnecessary-lambda-assignment
+    for got, want in zip(sorted(served, key=key), sorted(in_process,
+                                                         key=key)):
+      self.assertEqual((got['image_id'], got['category_id']),
+                       (want['image_id'], want['category_id']))
+      self.assertAllClose(got['bbox'], want['bbox'], atol=1e-2)
+      self.assertAllClose(got['score'], want['score'], atol=1e-4)
+    reference = coco.COCO(self.annotations)
+    for iou_type in ('bbox', 'segm'):
+      scored = evaluate.evaluate_files(
+          self.annotations, os.path.join(output_dir, 'detections.json'),
+          'coco', iou_type)
+      expected = coco_metrics.evaluate(reference, in_process, iou_type)
+      for name in _METRICS:
+        self.assertAllClose(scored[name], expected[name], atol=1e-4,
+                            msg=f'{iou_type} {name}')
+      self.assertGreater(scored['AP50'], 0.0, msg=iou_type)
+
+  def test_unreadable_files_are_skipped_by_name_from_a_model_dir(self):
+    directory = self.get_temp_dir()
+    _, _, _, model_dir = testing_utils.trained_model_dir(
+        directory, 'backbone_reuse_maskrcnn_coco', 'scratch')
+    images = os.path.join(directory, 'mixed')
+    os.makedirs(images)
+    for name in ('000001.png', '000002.png'):
+      shutil.copy(os.path.join(self.image_dir, name), images)
+    with Image.open(os.path.join(self.image_dir, '000003.png')) as source:
+      source.convert('RGB').resize((100, 80)).save(
+          os.path.join(images, 'c_wide.jpg'), quality=95)
+    with open(os.path.join(images, 'c_wide.jpg'), 'rb') as f:
+      jpeg = f.read()
+    with open(os.path.join(images, 'd_truncated.jpg'), 'wb') as f:
+      f.write(jpeg[:len(jpeg) // 3])
+    with open(os.path.join(images, 'e_notes.txt'), 'w') as f:
+      f.write('not an image\n')
+    output_dir = os.path.join(directory, 'out')
+    result = _run_predict(f'--model={model_dir}', f'--images={images}',
+                          f'--output_dir={output_dir}',
+                          '--score_threshold=0.3')
+    self.assertEqual(result.returncode, predict.SKIPPED_EXIT_CODE,
+                     msg=result.stderr[-3000:])
+    self.assertIn('2 file(s) skipped:', result.stderr)
+    skipped = json.loads(result.stdout.strip().splitlines()[-1])['skipped']
+    self.assertEqual([os.path.basename(p) for p, _ in skipped],
+                     ['d_truncated.jpg', 'e_notes.txt'])
+    for path, _ in skipped:
+      self.assertIn(path, result.stderr)
+
+    with open(os.path.join(output_dir, 'images.json')) as f:
+      listed = json.load(f)
+    # Ids are positions in the sorted file list.
+    self.assertEqual([(i['id'], i['file_name'], i['height'], i['width'])
+                      for i in listed],
+                     [(1, '000001.png', 64, 64), (2, '000002.png', 64, 64),
+                      (3, 'c_wide.jpg', 80, 100)])
+    with open(os.path.join(output_dir, 'detections.json')) as f:
+      detections = json.load(f)
+    wide = [d for d in detections if d['image_id'] == 3]
+    self.assertNotEmpty(wide)
+    for detection in wide:  # Original-image pixels, masks at original size.
+      x, y, w, h = detection['bbox']
+      self.assertBetween(x, 0, 100)
+      self.assertBetween(y, 0, 80)
+      self.assertLessEqual(x + w, 100 + 1e-3)
+      self.assertLessEqual(y + h, 80 + 1e-3)
+      self.assertEqual(detection['segmentation']['size'], [80, 100])
+      self.assertIn(detection['category_id'], (1, 2, 3))
+    self.assertCountEqual(
+        os.listdir(os.path.join(output_dir, 'visualizations')),
+        ['000001.png.png', '000002.png.png', 'c_wide.jpg.png'])
+
+  def test_missing_or_mismatched_model_fails_before_reading_images(self):
+    directory = self.get_temp_dir()
+    output_dir = os.path.join(directory, 'never')
+    result = _run_predict(f'--model={directory}/nowhere',
+                          f'--images={self.image_dir}',
+                          f'--output_dir={output_dir}')
+    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE)
+    self.assertEqual(_error_lines(result),
+                     [f"error: --model='{directory}/nowhere': no such "
+                      'directory; accepted: an export dir (saved_model.pb) '
+                      'or a training model dir (params.yaml + checkpoint).'])
+
+    # A Mask R-CNN config beside a Cascade R-CNN checkpoint.
+    _, _, _, mask_dir = testing_utils.trained_model_dir(
+        directory, 'backbone_reuse_maskrcnn_coco', 'scratch')
+    _, _, _, cascade_dir = testing_utils.trained_model_dir(
+        directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
+    mixed = os.path.join(directory, 'mixed_model')
+    shutil.copytree(cascade_dir, mixed)
+    shutil.copy(os.path.join(mask_dir, 'params.yaml'), mixed)
+    result = _run_predict(f'--model={mixed}', f'--images={self.image_dir}',
+                          f'--output_dir={output_dir}')
+    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
+                     msg=result.stderr[-3000:])
+    errors = _error_lines(result)
+    self.assertLen(errors, 1)
+    self.assertRegex(errors[0], r'does not match the model: \d+ variable')
+    self.assertFalse(os.path.exists(output_dir))
+
+
+if __name__ == '__main__':
+  tf.test.main()
