@@ -246,7 +246,8 @@ def predict(detector: Detector, files: List[str], output_dir: str,
     if ground_truth:
       tiles.insert(0, visualize.draw(
           image.numpy(), _ground_truth_detections(ground_truth, image_id),
-          detector.names, 0.0, scale, title='ground truth'))
+          detector.names, 0.0, scale, title='ground truth',
+          show_scores=False))
     visualize.row(tiles).save(os.path.join(drawings, f'{name}.png'))
   for filename, content in (('detections.json', detections),
                             ('images.json', images)):

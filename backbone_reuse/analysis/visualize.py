@@ -16,7 +16,7 @@ def _colour(category_id: int):
 
 def draw(pixels: np.ndarray, detections: List[Dict], names: Dict[int, str],
          score_threshold: float = 0.5, scale: int = 3,
-         title: str = '') -> Image.Image:
+         title: str = '', show_scores: bool = True) -> Image.Image:
   """One image with its confident detections (boxes, masks, class names).
 
   Args:
@@ -27,6 +27,7 @@ def draw(pixels: np.ndarray, detections: List[Dict], names: Dict[int, str],
     score_threshold: detections below it are not drawn.
     scale: upsampling factor, so labels stay readable on small images.
     title: written in the top-left corner when given.
+    show_scores: write each score after the class name.
 
   Returns:
     The drawn tile.
@@ -47,7 +48,9 @@ def draw(pixels: np.ndarray, detections: List[Dict], names: Dict[int, str],
     colour = _colour(det['category_id'])
     canvas.rectangle([x, y, x + w, y + h], outline=colour, width=2)
     label = names.get(det['category_id'], str(det['category_id']))
-    canvas.text((x + 2, y + 1), f"{label} {det['score']:.2f}", fill=colour)
+    if show_scores:
+      label = f"{label} {det['score']:.2f}"
+    canvas.text((x + 2, y + 1), label, fill=colour)
   if title:
     canvas.text((3, 2), title, fill='white', stroke_width=1,
                 stroke_fill='black')
