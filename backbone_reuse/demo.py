@@ -40,6 +40,7 @@ from backbone_reuse.data import shapes_world
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 from backbone_reuse.modeling import backbone_checkpoint
+from backbone_reuse.tools import verify_data
 
 # Training stages continue from their last checkpoint after an interruption;
 # the others are cheap and start over.
@@ -103,10 +104,11 @@ class Demo:
       files = tf.io.gfile.glob(os.path.join(self.data, name) + '-*')
       if not files:
         return f'no TFRecords for {name}'
-      try:
-        found = sum(1 for _ in tf.data.TFRecordDataset(files))
-      except tf.errors.DataLossError as e:
-        return f'{name} is corrupt ({e.message.splitlines()[0]})'
+      shards = [verify_data.read_shard(f) for f in files]
+      corrupt = [s for s in shards if s.error is not None]
+      if corrupt:
+        return f'{name} is corrupt ({verify_data.report_line(corrupt[0])})'
+      found = sum(s.records for s in shards)
       if found != expected:
         return f'{name} has {found} records, expected {expected}'
     coco.COCO(self._val_annotations())  # Raises on a broken JSON.

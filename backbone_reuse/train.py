@@ -30,6 +30,7 @@ import tensorflow as tf
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.analysis import resources
+from backbone_reuse.tools import verify_data
 
 FLAGS = flags.FLAGS
 METRICS_FILENAME = 'metrics.json'
@@ -49,9 +50,20 @@ def run(params, model_dir: str, mode: str) -> dict:
       tpu_address=params.runtime.tpu)
   with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
-  train_lib.run_experiment(
-      distribution_strategy=distribution, task=task, mode=mode,
-      params=params, model_dir=model_dir)
+  try:
+    train_lib.run_experiment(
+        distribution_strategy=distribution, task=task, mode=mode,
+        params=params, model_dir=model_dir)
+  except tf.errors.DataLossError as error:
+    # TensorFlow's message names no file; the patterns and the tool do.
+    checks = '; '.join(
+        f'task.{name}.input_path={pattern!r} -> '
+        f'{verify_data.command_for(pattern)}'
+        for name, pattern in _input_patterns(params))
+    raise tf.errors.DataLossError(
+        None, None,
+        f'a corrupt input record ({error.message.strip().splitlines()[0]}). '
+        f'Read every shard to find it: {checks}') from None
   if 'train' in mode:
     resources.write(model_dir)
   step, metrics = eval_summaries.read_last_eval(model_dir)
@@ -62,6 +74,18 @@ def run(params, model_dir: str, mode: str) -> dict:
                 sort_keys=True)
     logging.info('Evaluation metrics of step %d written to %s', step, path)
   return metrics
+
+
+def _input_patterns(params):
+  """(name, comma-joined pattern) of the task's TFRecord inputs."""
+  found = []
+  for name in ('train_data', 'validation_data'):
+    pattern = getattr(params.task, name).input_path
+    if not isinstance(pattern, str):
+      pattern = ','.join(pattern)
+    if pattern:
+      found.append((name, pattern))
+  return found
 
 
 def main(_):

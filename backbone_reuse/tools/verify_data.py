@@ -1,0 +1,90 @@
+r"""Reads every TFRecord shard of an input pattern to the end.
+
+  python -m backbone_reuse.tools.verify_data --input_path=GLOB[,GLOB...]
+
+One line per shard: `ok PATH: N records`, or `CORRUPT PATH: N records
+readable, then: REASON`; then a total. Exits 0 when every shard reads to
+the end, 1 when some are corrupt, 2 on bad input (a pattern that matches no
+file). A training run that hits a corrupt record points here.
+"""
+import dataclasses
+import sys
+from typing import List, Optional
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+CORRUPT_EXIT_CODE = 1
+BAD_INPUT_EXIT_CODE = 2
+
+
+@dataclasses.dataclass
+class Shard:
+  path: str
+  records: int  # Read before the end, or before the corruption.
+  error: Optional[str] = None  # The reader's first line; None: intact.
+
+
+def shards(input_path: str) -> List[str]:
+  """Files of a comma-separated list of globs (as Model Garden's
+  `input_path`); ValueError naming a pattern that matches nothing."""
+  files = []
+  for pattern in (p.strip() for p in input_path.split(',') if p.strip()):
+    matched = tf.io.gfile.glob(pattern)
+    if not matched:
+      raise ValueError(f'--input_path pattern {pattern!r} matches no file.')
+    files.extend(sorted(matched))
+  if not files:
+    raise ValueError(f'--input_path={input_path!r} names no pattern.')
+  return files
+
+
+def read_shard(path: str) -> Shard:
+  """Counts the records of one shard, stopping at the first bad one."""
+  count = 0
+  try:
+    for _ in tf.data.TFRecordDataset(path):
+      count += 1
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    return Shard(path, count, error.message.strip().splitlines()[0])
+  return Shard(path, count)
+
+
+def report_line(shard: Shard) -> str:
+  if shard.error is None:
+    return f'ok {shard.path}: {shard.records} records'
+  return (f'CORRUPT {shard.path}: {shard.records} records readable, then: '
+          f'{shard.error}')
+
+
+def command_for(input_path: str) -> str:
+  """The command that checks `input_path` (what error messages suggest)."""
+  return f'python -m backbone_reuse.tools.verify_data --input_path={input_path}'
+
+
+def main(_):
+  try:
+    paths = shards(flags.FLAGS.input_path)
+  except ValueError as error:
+    print(f'error: {error}', file=sys.stderr)
+    raise SystemExit(BAD_INPUT_EXIT_CODE) from None
+  corrupt = 0
+  total = 0
+  for path in paths:
+    shard = read_shard(path)
+    print(report_line(shard), flush=True)
+    corrupt += shard.error is not None
+    total += shard.records
+  print(f'{len(paths)} shard(s), {total} records readable, {corrupt} '
+        'corrupt.')
+  if corrupt:
+    raise SystemExit(CORRUPT_EXIT_CODE)
+
+
+if __name__ == '__main__':
+  # Defined here, not at import, so importing this module defines no flags.
+  flags.DEFINE_string('input_path', None,
+                      'TFRecord glob(s), comma-separated.')
+  flags.mark_flag_as_required('input_path')
+  app.run(main)
