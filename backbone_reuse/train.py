@@ -8,12 +8,15 @@ r"""Trains and evaluates backbone_reuse experiments (Model Garden's driver).
 
 Overrides apply in order: registered factory, each --config_file, then
 --params_override; the result is validated (backbone strategy included) and
-written to MODEL_DIR/params.yaml. Evaluation metrics of the last evaluation go
+written to MODEL_DIR/params.yaml. Before the model is built, preflight.py
+checks inputs, annotation files, the checkpoint and the model dir
+(--nopreflight skips it). Evaluation metrics of the last evaluation go
 to MODEL_DIR/metrics.json; parameter counts to MODEL_DIR/parameters.json;
 step time and peak memory of training to MODEL_DIR/resources.json.
 """
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -27,6 +30,7 @@ from official.core import train_utils
 from official.modeling import performance
 import tensorflow as tf
 
+from backbone_reuse import preflight
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.analysis import resources
@@ -88,14 +92,31 @@ def _input_patterns(params):
   return found
 
 
+def preflight_or_exit(params, model_dir: str, mode: str) -> None:
+  """Runs the preflight checks; on problems prints one `error:` line each
+  on stderr and exits with preflight.EXIT_CODE."""
+  try:
+    seconds = preflight.run(params, model_dir, mode)
+  except preflight.PreflightError as error:
+    for problem in error.problems:
+      print(f'error: {problem}', file=sys.stderr)
+    sys.exit(preflight.EXIT_CODE)
+  logging.info('Preflight passed in %.1f s.', seconds)
+
+
 def main(_):
   gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
   params = train_utils.parse_configuration(FLAGS)
+  if FLAGS.preflight:
+    preflight_or_exit(params, FLAGS.model_dir, FLAGS.mode)
   run(params, FLAGS.model_dir, FLAGS.mode)
   train_utils.save_gin_config(FLAGS.mode, FLAGS.model_dir)
 
 
 if __name__ == '__main__':
   tfm_flags.define_flags()
+  flags.DEFINE_bool('preflight', True,
+                    'Check inputs, annotation files, the checkpoint and the '
+                    'model dir before building the model.')
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
   app.run(main)

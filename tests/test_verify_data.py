@@ -56,7 +56,7 @@ class VerifyDataTest(tf.test.TestCase):
     self.assertEqual(_run(f'--input_path={good}').returncode, 0)
     missing = _run(f'--input_path={good},{directory}/nothing-*')
     self.assertEqual(missing.returncode, verify_data.BAD_INPUT_EXIT_CODE)
-    self.assertIn(f"error: --input_path pattern '{directory}/nothing-*' "
+    self.assertIn(f"error: --input_path: pattern '{directory}/nothing-*' "
                   'matches no file.', missing.stderr)
 
   def test_training_on_a_corrupt_shard_names_the_pattern_and_the_tool(self):

@@ -40,7 +40,9 @@ class BackboneCheckpointError(ValueError):
   """The checkpoint cannot initialise every backbone variable."""
 
 
-def _resolve(path: str, flag: str = 'task.init_checkpoint') -> str:
+def resolve_path(path: str, flag: str = 'task.init_checkpoint') -> str:
+  """The checkpoint prefix of `path` (a prefix or a directory holding one);
+  BackboneCheckpointError naming `flag` if there is none."""
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if not latest:
@@ -169,7 +171,7 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
     BackboneCheckpointError: no backbone in the checkpoint, or some backbone
       variable has no counterpart of the same shape (first 20 listed + count).
   """
-  path = _resolve(checkpoint_path)
+  path = resolve_path(checkpoint_path)
   reader = tf.train.load_checkpoint(path)
   graph = _object_graph(reader)
   edges, node_id = _find_backbone(graph)
@@ -214,7 +216,7 @@ def restore_detector(model: tf_keras.Model, checkpoint_path: str,
       this model does not have (another architecture); first 20 of each
       listed with the count.
   """
-  path = _resolve(checkpoint_path, flag)
+  path = resolve_path(checkpoint_path, flag)
   reader = tf.train.load_checkpoint(path)
   graph = _object_graph(reader)
   model_node = _child(graph, 0, 'model')

@@ -33,10 +33,10 @@ def shards(input_path: str) -> List[str]:
   for pattern in (p.strip() for p in input_path.split(',') if p.strip()):
     matched = tf.io.gfile.glob(pattern)
     if not matched:
-      raise ValueError(f'--input_path pattern {pattern!r} matches no file.')
+      raise ValueError(f'pattern {pattern!r} matches no file.')
     files.extend(sorted(matched))
   if not files:
-    raise ValueError(f'--input_path={input_path!r} names no pattern.')
+    raise ValueError(f'{input_path!r} names no pattern.')
   return files
 
 
@@ -67,7 +67,7 @@ def main(_):
   try:
     paths = shards(flags.FLAGS.input_path)
   except ValueError as error:
-    print(f'error: {error}', file=sys.stderr)
+    print(f'error: --input_path: {error}', file=sys.stderr)
     raise SystemExit(BAD_INPUT_EXIT_CODE) from None
   corrupt = 0
   total = 0

@@ -1,0 +1,189 @@
+"""Checks a run's inputs in seconds, before any model is built.
+
+What accelerator time is lost to, found up front, each problem one line
+naming the field, the value and what is accepted:
+  * every TFRecord input pattern matches files, and its first record decodes
+    with the task's decoder;
+  * the annotation files the task reads load as COCO/LVIS JSON;
+  * the init checkpoint exists and restores every backbone variable (the
+    loud loader on a freshly built backbone), or, with
+    init_checkpoint_modules 'all', every detector variable;
+  * the model dir is writable.
+Run by `backbone_reuse.train` and `backbone_reuse.reproduce`.
+"""
+import json
+import os
+import time
+import uuid
+from typing import Dict, List, Tuple
+
+from absl import logging
+from official.core import task_factory
+from official.vision.dataloaders import tf_example_decoder
+from official.vision.dataloaders import tf_example_label_map_decoder
+import tensorflow as tf
+import tf_keras
+
+from backbone_reuse.modeling import backbone_checkpoint
+from backbone_reuse.modeling import strategy as strategy_lib
+from backbone_reuse.tools import verify_data
+
+EXIT_CODE = 2
+
+
+class PreflightError(ValueError):
+  """One or more problems, one per line."""
+
+  def __init__(self, problems: List[str]):
+    super().__init__('\n'.join(problems))
+    self.problems = problems
+
+
+def _decoder(model_config, data_config):
+  """Model Garden's example decoder as the task configures it."""
+  include_mask = getattr(model_config, 'include_mask', False)
+  if data_config.decoder.type == 'label_map_decoder':
+    config = data_config.decoder.label_map_decoder
+    return tf_example_label_map_decoder.TfExampleDecoderLabelMap(
+        label_map=config.label_map, include_mask=include_mask,
+        regenerate_source_id=config.regenerate_source_id)
+  config = data_config.decoder.simple_decoder
+  return tf_example_decoder.TfExampleDecoder(
+      include_mask=include_mask,
+      regenerate_source_id=config.regenerate_source_id)
+
+
+def check_inputs(task_config) -> List[str]:
+  """Every data config's patterns match files; the first record decodes."""
+  problems = []
+  for name in ('train_data', 'validation_data'):
+    data = getattr(task_config, name)
+    if data.tfds_name:  # TFDS finds its own files.
+      continue
+    field = f'task.{name}.input_path'
+    pattern = data.input_path
+    if not isinstance(pattern, str):
+      pattern = ','.join(pattern)
+    try:
+      files = verify_data.shards(pattern)
+    except ValueError as error:
+      problems.append(f'{field}={pattern!r}: {error} Accepted: '
+                      'comma-separated glob(s) of TFRecord shards (e.g. '
+                      'written by Model Garden\'s create_coco_tf_record).')
+      continue
+    try:
+      record = next(iter(tf.data.TFRecordDataset(files[0]).take(1)), None)
+      if record is None:
+        raise ValueError('the shard holds no record')
+      _decoder(task_config.model, data).decode(record)
+    except (tf.errors.OpError, ValueError, KeyError) as error:
+      reason = getattr(error, 'message', str(error)).strip().splitlines()
+      problems.append(
+          f'{field}={pattern!r}: the first record of {files[0]} does not '
+          f'decode as a detection tf.Example ({reason[0] if reason else error}'
+          f'); check it with {verify_data.command_for(pattern)}')
+  return problems
+
+
+def _annotation_files(task_config) -> List[Tuple[str, str]]:
+  found = [('task.annotation_file', task_config.annotation_file)]
+  balanced = getattr(task_config, 'class_balanced_loss', None)
+  if balanced is not None and balanced.type != 'none':
+    found.append(('task.class_balanced_loss.annotation_file',
+                  balanced.annotation_file))
+  sampling = getattr(task_config.train_data, 'repeat_factor_sampling', None)
+  if sampling is not None and sampling.threshold > 0:
+    found.append(('task.train_data.repeat_factor_sampling.annotation_file',
+                  sampling.annotation_file))
+  return [(field, path) for field, path in found if path]
+
+
+def check_annotation_files(task_config) -> List[str]:
+  """Each annotation file the task reads is a COCO/LVIS JSON."""
+  problems = []
+  for field, path in _annotation_files(task_config):
+    accepted = 'accepted: a COCO/LVIS JSON with images, annotations, categories'
+    if not tf.io.gfile.exists(path):
+      problems.append(f'{field}={path!r}: no such file; {accepted}.')
+      continue
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+      problems.append(f'{field}={path!r} is not JSON ({error}); {accepted}.')
+      continue
+    missing = [k for k in ('images', 'annotations', 'categories')
+               if not isinstance(content, dict)
+               or not isinstance(content.get(k), list)]
+    if missing:
+      problems.append(f'{field}={path!r} has no {"/".join(missing)} list; '
+                      f'{accepted}.')
+  return problems
+
+
+def check_checkpoint(task_config) -> List[str]:
+  """The init checkpoint restores every backbone (or detector) variable."""
+  path = task_config.init_checkpoint
+  if not path:
+    return []
+  field = 'task.init_checkpoint'
+  try:
+    backbone_checkpoint.resolve_path(path, field)  # Before building.
+    if task_config.init_checkpoint_modules == 'all':
+      model = task_factory.get_task(task_config).build_model()
+      backbone_checkpoint.restore_detector(model, path, flag=field)
+    else:
+      model_config = task_config.model
+      backbone = strategy_lib.build_backbone(
+          tf_keras.layers.InputSpec(shape=[None] + model_config.input_size),
+          model_config, None, task_config.backbone_strategy,
+          task_config.adapters)
+      backbone_checkpoint.restore_backbone(backbone, path)
+  except backbone_checkpoint.BackboneCheckpointError as error:
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    return [lines[0] + (f' (first: {lines[1]})' if len(lines) > 1 else '')]
+  except (tf.errors.OpError, ValueError) as error:
+    message = getattr(error, 'message', str(error)).strip().splitlines()
+    return [f'{field}={path!r} cannot be read ({message[0]}); accepted: a '
+            'checkpoint prefix or a directory holding one.']
+  finally:
+    tf_keras.backend.clear_session()
+  return []
+
+
+def check_model_dir(model_dir: str) -> List[str]:
+  """The model dir can be created and written."""
+  probe = os.path.join(model_dir, f'.preflight-{uuid.uuid4().hex}')
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(probe, 'w') as f:
+      f.write('ok')
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as error:
+    message = getattr(error, 'message', str(error)).strip().splitlines()
+    return [f'--model_dir={model_dir!r} is not writable ({message[0]}); '
+            'accepted: a directory you can create and write.']
+  return []
+
+
+def check(params, model_dir: str, mode: str = 'train_and_eval') -> Dict:
+  """Every check; returns {'problems': [...], 'seconds': float}."""
+  start = time.perf_counter()
+  task_config = params.task
+  problems = []
+  if 'train' in mode:
+    problems += check_model_dir(model_dir)
+  problems += check_inputs(task_config)
+  problems += check_annotation_files(task_config)
+  problems += check_checkpoint(task_config)
+  seconds = time.perf_counter() - start
+  logging.info('Preflight: %d problem(s) in %.1f s.', len(problems), seconds)
+  return {'problems': problems, 'seconds': seconds}
+
+
+def run(params, model_dir: str, mode: str = 'train_and_eval') -> float:
+  """`check`, raising PreflightError if anything is wrong; the seconds."""
+  found = check(params, model_dir, mode)
+  if found['problems']:
+    raise PreflightError(found['problems'])
+  return found['seconds']

@@ -1,0 +1,80 @@
+"""Preflight: each problem of a run's inputs is found before the model is
+built, one line naming the field, the value and what is accepted."""
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+import testing_utils
+from backbone_reuse import preflight
+
+
+class PreflightTest(tf.test.TestCase):
+
+  def test_a_sound_run_passes(self):
+    params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
+    found = preflight.check(params, os.path.join(self.get_temp_dir(), 'run'))
+    self.assertEqual(found['problems'], [])
+
+  def test_a_backbone_checkpoint_of_another_architecture_is_found(self):
+    other = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
+    other.task.model.backbone.resnet.depth_multiplier = 0.5
+    checkpoint, _ = testing_utils.write_classification_checkpoint(
+        other.task.model, self.get_temp_dir(), 'nested')
+    params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco',
+                                       'freeze', checkpoint)
+    (problem,) = preflight.check_checkpoint(params.task)
+    self.assertRegex(problem, r"^task.init_checkpoint='.*' \(layout "
+                              r'model/_backbone\) cannot initialise \d+ '
+                              r'backbone variable\(s\).*\(first: .*shape')
+
+  def test_train_cli_refuses_each_problem_in_one_line(self):
+    directory = self.get_temp_dir()
+    not_examples = os.path.join(directory, 'val-00000-of-00001')
+    with tf.io.TFRecordWriter(not_examples) as writer:
+      writer.write(b'not a tf.Example')
+    blocker = os.path.join(directory, 'a_file')
+    with open(blocker, 'w') as f:
+      f.write('a file where the model dir should go')
+    missing_json = os.path.join(directory, 'missing.json')
+    override = ','.join([
+        f'task.train_data.input_path={directory}/train-*',
+        f'task.validation_data.input_path={not_examples}',
+        f'task.annotation_file={missing_json}',
+        'task.backbone_strategy=finetune',
+        f'task.init_checkpoint={directory}/no_checkpoint',
+    ])
+    result = subprocess.run(
+        [sys.executable, '-m', 'backbone_reuse.train',
+         '--experiment=backbone_reuse_maskrcnn_coco',
+         '--config_file=configs/smoke/rcnn_tiny.yaml',
+         f'--params_override={override}', '--mode=train_and_eval',
+         f'--model_dir={blocker}/run'],
+        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+    self.assertEqual(result.returncode, preflight.EXIT_CODE,
+                     msg=result.stderr[-3000:])
+    errors = [l for l in result.stderr.splitlines()
+              if l.startswith('error:')]
+    self.assertLen(errors, 5, msg='\n'.join(errors))
+    expected_starts = [
+        f"error: --model_dir='{blocker}/run' is not writable",
+        f"error: task.train_data.input_path='{directory}/train-*': pattern "
+        f"'{directory}/train-*' matches no file. Accepted:",
+        f"error: task.validation_data.input_path='{not_examples}': the "
+        f'first record of {not_examples} does not decode',
+        f"error: task.annotation_file='{missing_json}': no such file; "
+        'accepted: a COCO/LVIS JSON',
+        f"error: task.init_checkpoint='{directory}/no_checkpoint': no such "
+        'checkpoint',
+    ]
+    for line, start in zip(errors, expected_starts):
+      self.assertTrue(line.startswith(start), msg=f'{line!r} vs {start!r}')
+    self.assertIn('python -m backbone_reuse.tools.verify_data '
+                  f'--input_path={not_examples}', errors[2])
+    # Refused before any model was built.
+    self.assertNotIn('Parameters:', result.stderr)
+
+
+if __name__ == '__main__':
+  tf.test.main()
