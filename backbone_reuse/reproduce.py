@@ -1,0 +1,251 @@
+r"""Runs one paper row of experiments/paper_tables.yaml in one command.
+
+  python -m backbone_reuse.reproduce --entry=list
+  python -m backbone_reuse.reproduce --entry=ID --model_dir=DIR \
+    [--init_checkpoint=CKPT] [--data_dir=DIR] [--tpu=NAME] [--dry_run] \
+    [--config_file=EXTRA.yaml] [--params_override=EXTRA] [any train flag]
+
+An entry names its experiment, YAMLs and override; --init_checkpoint replaces
+the entry's task.init_checkpoint, --data_dir the folder of every input
+pattern and annotation file (their file names are kept), --tpu also selects
+the TPU distribution strategy; extra --config_file YAMLs and
+--params_override come after the entry's. Then: preflight (preflight.py),
+and training exactly as `python -m backbone_reuse.train` with the printed
+command. A stage-2 entry refuses to start without its stage-1 run's final
+checkpoint. --dry_run prints the command, writes DIR/params.yaml and
+reports what preflight finds, without training. Bad input prints `error:`
+lines on stderr and exits with status 2.
+"""
+import dataclasses
+import difflib
+import os
+import pathlib
+import re
+import shlex
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from absl import app
+from absl import flags
+from official.core import train_utils
+import tensorflow as tf
+import yaml
+
+from backbone_reuse import preflight
+from backbone_reuse.configs import resolve
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
+BAD_INPUT_EXIT_CODE = 2
+# Task fields holding a data file or pattern (--data_dir moves them).
+DATA_FIELDS = (
+    'task.train_data.input_path',
+    'task.validation_data.input_path',
+    'task.annotation_file',
+    'task.class_balanced_loss.annotation_file',
+    'task.train_data.repeat_factor_sampling.annotation_file',
+)
+
+
+class BadInput(ValueError):
+  """The entry or flags cannot be run."""
+
+
+def load_manifest(path: pathlib.Path = MANIFEST) -> Dict[str, Dict]:
+  """{entry id: entry}, in the manifest's order."""
+  with open(path) as f:
+    return {entry['id']: entry for entry in yaml.safe_load(f)}
+
+
+def find_entry(entries: Dict[str, Dict], entry_id: str) -> Dict:
+  if entry_id in entries:
+    return entries[entry_id]
+  close = difflib.get_close_matches(entry_id, list(entries), n=3, cutoff=0.5)
+  raise BadInput(f'--entry={entry_id!r} is not in {MANIFEST.name}; '
+                 f'closest: {close or "none"}; --entry=list lists all '
+                 f'{len(entries)}.')
+
+
+def listing(entries: Dict[str, Dict]) -> str:
+  """A markdown table of every entry with the paper's numbers."""
+  lines = ['| entry | table | row | paper |', '|---|---|---|---|']
+  for entry in entries.values():
+    numbers = ', '.join(f'{k} {v}' for k, v in (entry.get('paper') or {})
+                        .items())
+    row = entry['row'].replace('|', '\\|')
+    lines.append(f"| {entry['id']} | {entry['table']} | {row} | "
+                 f"{numbers or '-'} |")
+  return '\n'.join(lines)
+
+
+def _get(params, dotted: str):
+  value = params
+  for name in dotted.split('.'):
+    value = getattr(value, name, None)
+    if value is None:
+      return None
+  return value
+
+
+@dataclasses.dataclass
+class Plan:
+  """What an entry runs: the train command's parts and resolved params."""
+  entry: Dict
+  experiment: str
+  config_files: List[str]
+  params_override: str
+  mode: str
+  model_dir: str
+  train_flags: List[str]
+  params: object = None
+
+  def command(self) -> str:
+    argv = ['python', '-m', 'backbone_reuse.train',
+            f'--experiment={self.experiment}']
+    argv += [f'--config_file={f}' for f in self.config_files]
+    if self.params_override:
+      argv.append(f'--params_override={self.params_override}')
+    argv += [f'--mode={self.mode}', f'--model_dir={self.model_dir}']
+    argv += self.train_flags
+    return shlex.join(argv)
+
+
+def plan(entry: Dict, model_dir: str, init_checkpoint: str = '',
+         data_dir: str = '', tpu: str = '',
+         extra_config_files: Sequence[str] = (), extra_override: str = '',
+         mode: str = 'train_and_eval') -> Plan:
+  """The train command and resolved params of `entry` with the flags."""
+  if not model_dir:
+    raise BadInput('--model_dir is required (where checkpoints, params.yaml '
+                   'and metrics.json go).')
+  overrides = [entry['params_override']] if entry.get(
+      'params_override') else []
+  if init_checkpoint:
+    overrides.append(f'task.init_checkpoint={init_checkpoint}')
+  if tpu:
+    overrides += ['runtime.distribution_strategy=tpu', f'runtime.tpu={tpu}']
+  config_files = list(entry['config_files']) + list(extra_config_files)
+  for path in extra_config_files:
+    if not os.path.isfile(path) and not (REPO / path).is_file():
+      raise BadInput(f'--config_file={path!r}: no such file.')
+
+  def resolved(extra: List[str]):
+    joined = ','.join(overrides + extra + ([extra_override]
+                                           if extra_override else []))
+    try:
+      return joined, resolve.experiment_config(
+          entry['experiment'], config_files, joined, root=str(REPO))
+    except (ValueError, KeyError, AttributeError) as error:
+      raise BadInput(f'--entry={entry["id"]!r} does not resolve with the '
+                     f'flags given: {str(error).splitlines()[0]}') from None
+
+  joined, params = resolved([])
+  if data_dir:
+    moved = []
+    for field in DATA_FIELDS:
+      value = _get(params, field)
+      if isinstance(value, (list, tuple)):
+        value = ','.join(value)
+      if value:
+        moved.append(f'{field}=' + ','.join(
+            os.path.join(data_dir, os.path.basename(p))
+            for p in value.split(',')))
+    joined, params = resolved(moved)
+  train_flags = [f'--tpu={tpu}'] if tpu else []
+  return Plan(entry, entry['experiment'], config_files, joined, mode,
+              model_dir, train_flags, params)
+
+
+def _checkpoint_step(path: str) -> Optional[int]:
+  match = re.search(r'-(\d+)$', path or '')
+  return int(match.group(1)) if match else None
+
+
+def check_stage1(entries: Dict[str, Dict], entry_plan: Plan) -> List[str]:
+  """A stage-2 entry's stage-1 run must have reached its final step."""
+  stage1_id = entry_plan.entry.get('depends_on')
+  if not stage1_id:
+    return []
+  stage1 = plan(entries[stage1_id], '/unused')
+  final_step = stage1.params.trainer.train_steps
+  directory = entry_plan.params.task.init_checkpoint
+  latest = (tf.train.latest_checkpoint(directory)
+            if tf.io.gfile.isdir(directory) else None)
+  step = _checkpoint_step(latest)
+  if step == final_step:
+    return []
+  found = f'found step {step} ({latest})' if latest else 'found none'
+  return [f'task.init_checkpoint={directory!r}: --entry='
+          f'{entry_plan.entry["id"]!r} is stage 2 of {stage1_id!r} and '
+          f'starts from its final checkpoint (step {final_step}); {found}. '
+          f'Run python -m backbone_reuse.reproduce --entry={stage1_id} '
+          f'--model_dir={directory} first, or pass --init_checkpoint.']
+
+
+def problems_before_training(entries: Dict[str, Dict],
+                             entry_plan: Plan) -> Tuple[List[str], float]:
+  """The stage-1 check and preflight: (problems, seconds)."""
+  start = time.perf_counter()
+  problems = check_stage1(entries, entry_plan)
+  problems += preflight.check(entry_plan.params, entry_plan.model_dir,
+                              entry_plan.mode)['problems']
+  return problems, time.perf_counter() - start
+
+
+def dry_run(entry_plan: Plan, problems: List[str], seconds: float) -> str:
+  """Writes MODEL_DIR/params.yaml; returns the report to print."""
+  train_utils.serialize_config(entry_plan.params, entry_plan.model_dir)
+  lines = [f'preflight: {problem}' for problem in problems]
+  lines.append(f'dry run: {entry_plan.model_dir}/params.yaml written; '
+               f'preflight found {len(problems)} problem(s) in '
+               f'{seconds:.1f} s.')
+  return '\n'.join(lines)
+
+
+def main(_):
+  values = flags.FLAGS
+  try:
+    entries = load_manifest()
+    if values.entry == 'list':
+      print(listing(entries))
+      return
+    if values.experiment:
+      raise BadInput(f'--experiment={values.experiment!r}: the entry names '
+                     'the experiment; use python -m backbone_reuse.train to '
+                     'choose one.')
+    entry_plan = plan(find_entry(entries, values.entry), values.model_dir,
+                      values.init_checkpoint, values.data_dir, values.tpu,
+                      values.config_file or [], values.params_override or '',
+                      values.mode or 'train_and_eval')
+  except BadInput as error:
+    print(f'error: {error}', file=sys.stderr)
+    sys.exit(BAD_INPUT_EXIT_CODE)
+  print(entry_plan.command(), flush=True)
+  problems, seconds = problems_before_training(entries, entry_plan)
+  if values.dry_run:
+    print(dry_run(entry_plan, problems, seconds))
+    return
+  if problems:
+    for problem in problems:
+      print(f'error: {problem}', file=sys.stderr)
+    sys.exit(preflight.EXIT_CODE)
+  from backbone_reuse import train  # pylint: disable=g-import-not-at-top
+  train.run(entry_plan.params, values.model_dir, entry_plan.mode)
+
+
+if __name__ == '__main__':
+  # Model Garden's flags (the runtime ones: --tpu, --tf_data_service, ...),
+  # defined here, not at import, so importing this module defines none.
+  from official.common import flags as tfm_flags  # pylint: disable=g-import-not-at-top
+  tfm_flags.define_flags()
+  flags.DEFINE_string('entry', None, 'An entry id of paper_tables.yaml, or '
+                      '"list".')
+  flags.DEFINE_string('init_checkpoint', '',
+                      'Replaces the entry\'s task.init_checkpoint.')
+  flags.DEFINE_string('data_dir', '', 'Folder of the input files and '
+                      'annotation JSONs (their file names are kept).')
+  flags.DEFINE_bool('dry_run', False, 'Print the command, write '
+                    'params.yaml, run preflight; do not train.')
+  flags.mark_flag_as_required('entry')
+  app.run(main)
