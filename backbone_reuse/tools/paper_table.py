@@ -3,7 +3,7 @@ r"""Our runs against the paper's numbers, one markdown table per paper table.
   python -m backbone_reuse.tools.paper_table --runs_dir=DIR
   python -m backbone_reuse.tools.paper_table --runs=ID=MODEL_DIR[,ID=DIR...]
 
-With --runs_dir, each entry's model dir is DIR/ENTRY_ID (as
+With --runs_dir, each entry's model dir is DIR/ENTRY_ID, local or on any filesystem TensorFlow reads (as
 `python -m backbone_reuse.reproduce --entry=ENTRY_ID --model_dir=DIR/ENTRY_ID`
 makes it). Each paper number of experiments/paper_tables.yaml is set beside
 ours -- COCO/LVIS AP from the run's metrics.json (x 100), parameter counts
@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from backbone_reuse import reproduce
 
@@ -42,9 +43,9 @@ def _metric_name(paper_key: str) -> Optional[Tuple[str, str, float]]:
 
 def _read(model_dir: str, filename: str) -> Optional[Dict]:
   path = os.path.join(model_dir, filename)
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path):
     return None
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     content = json.load(f)
   return content.get('metrics', content) if filename == 'metrics.json' else (
       content)
@@ -76,7 +77,7 @@ def tables(entries: Dict[str, Dict], run_dirs: Dict[str, str]) -> str:
     for entry in members:
       row = entry['row'].replace('|', '\\|')
       model_dir = run_dirs.get(entry['id'])
-      present = model_dir and os.path.isdir(model_dir)
+      present = model_dir and tf.io.gfile.isdir(model_dir)
       paper = entry.get('paper') or {}
       if not paper:
         paper = {'(none: see its stage 2)': None}
@@ -105,7 +106,7 @@ def run_dirs_from_flags(runs_dir: str, runs: str,
   """{entry id: model dir}; ValueError on an unknown id or a bad pair."""
   found = {}
   if runs_dir:
-    if not os.path.isdir(runs_dir):
+    if not tf.io.gfile.isdir(runs_dir):
       raise ValueError(f'--runs_dir={runs_dir!r}: no such directory.')
     found = {i: os.path.join(runs_dir, i) for i in entries}
   for pair in (p for p in (runs or '').split(',') if p):
