@@ -42,6 +42,7 @@ import tensorflow as tf
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
 from backbone_reuse.configs import resolve
+from backbone_reuse import errors
 from backbone_reuse.data import category_map
 from backbone_reuse.modeling import backbone_checkpoint
 
@@ -77,14 +78,6 @@ class DetectionModule(detection.DetectionModule):
     return task_factory.get_task(self.params.task).build_model()
 
 
-def one_line(error: Exception) -> str:
-  """An error's first line, with its first detail if it has more."""
-  lines = [l.strip() for l in str(error).splitlines() if l.strip()]
-  if len(lines) > 1:
-    return f'{lines[0]} (first: {lines[1]})'
-  return lines[0] if lines else type(error).__name__
-
-
 def build_module(params, checkpoint: str, batch_size: Optional[int] = None,
                  input_type: str = 'image_tensor') -> DetectionModule:
   """The serving module with every variable restored from `checkpoint`.
@@ -102,7 +95,7 @@ def build_module(params, checkpoint: str, batch_size: Optional[int] = None,
   try:
     backbone_checkpoint.restore_detector(module.model, checkpoint)
   except backbone_checkpoint.BackboneCheckpointError as error:
-    raise BadInput(one_line(error)) from None
+    raise BadInput(errors.one_line(error)) from None
   return module
 
 
@@ -149,7 +142,7 @@ def resolve_params(experiment: str, config_files: Sequence[str],
     return resolve.experiment_config(experiment, files, params_override)
   except (ValueError, KeyError, AttributeError) as error:
     raise BadInput(f'--experiment={experiment!r} with --config_file={files} '
-                   f'does not resolve: {one_line(error)}') from None
+                   f'does not resolve: {errors.one_line(error)}') from None
 
 
 def export(params, checkpoint: str, export_dir: str,

@@ -21,9 +21,11 @@ from absl import logging
 from official.core import task_factory
 from official.vision.dataloaders import tf_example_decoder
 from official.vision.dataloaders import tf_example_label_map_decoder
+from google.protobuf import message as message_lib
 import tensorflow as tf
 import tf_keras
 
+from backbone_reuse import errors
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import strategy as strategy_lib
 from backbone_reuse.tools import verify_data
@@ -71,22 +73,34 @@ def check_inputs(task_config) -> List[str]:
                       'comma-separated glob(s) of TFRecord shards (e.g. '
                       'written by Model Garden\'s create_coco_tf_record).')
       continue
+    detection = _is_detection(task_config)
     try:
       record = next(iter(tf.data.TFRecordDataset(files[0]).take(1)), None)
       if record is None:
         raise ValueError('the shard holds no record')
-      _decoder(task_config.model, data).decode(record)
-    except (tf.errors.OpError, ValueError, KeyError) as error:
+      if detection:
+        _decoder(task_config.model, data).decode(record)
+      else:  # Other tasks' decoders vary; a tf.Example at least.
+        tf.train.Example.FromString(record.numpy())
+    except (tf.errors.OpError, ValueError, KeyError,
+            message_lib.DecodeError) as error:
       reason = getattr(error, 'message', str(error)).strip().splitlines()
+      kind = 'a detection tf.Example' if detection else 'a tf.Example'
       problems.append(
           f'{field}={pattern!r}: the first record of {files[0]} does not '
-          f'decode as a detection tf.Example ({reason[0] if reason else error}'
-          f'); check it with {verify_data.command_for(pattern)}')
+          f'decode as {kind} ({reason[0] if reason else error}); check it '
+          f'with {verify_data.command_for(pattern)}')
   return problems
 
 
+def _is_detection(task_config) -> bool:
+  """One of our detection tasks (else e.g. upstream classification)."""
+  return hasattr(task_config, 'backbone_strategy')
+
+
 def _annotation_files(task_config) -> List[Tuple[str, str]]:
-  found = [('task.annotation_file', task_config.annotation_file)]
+  found = [('task.annotation_file',
+            getattr(task_config, 'annotation_file', ''))]
   balanced = getattr(task_config, 'class_balanced_loss', None)
   if balanced is not None and balanced.type != 'none':
     found.append(('task.class_balanced_loss.annotation_file',
@@ -129,6 +143,8 @@ def check_checkpoint(task_config) -> List[str]:
   field = 'task.init_checkpoint'
   try:
     backbone_checkpoint.resolve_path(path, field)  # Before building.
+    if not _is_detection(task_config):
+      return []  # Restored by Model Garden's own task.
     if task_config.init_checkpoint_modules == 'all':
       model = task_factory.get_task(task_config).build_model()
       backbone_checkpoint.restore_detector(model, path, flag=field)
@@ -140,8 +156,7 @@ def check_checkpoint(task_config) -> List[str]:
           task_config.adapters)
       backbone_checkpoint.restore_backbone(backbone, path)
   except backbone_checkpoint.BackboneCheckpointError as error:
-    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
-    return [lines[0] + (f' (first: {lines[1]})' if len(lines) > 1 else '')]
+    return [errors.one_line(error)]
   except (tf.errors.OpError, ValueError) as error:
     message = getattr(error, 'message', str(error)).strip().splitlines()
     return [f'{field}={path!r} cannot be read ({message[0]}); accepted: a '

@@ -152,8 +152,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
     self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
                      msg=result.stderr[-2000:])
-    errors = [l for l in result.stderr.splitlines()
-              if l.startswith('error:')]
+    errors = testing_utils.error_lines(result)
     self.assertLen(errors, 1)
     self.assertRegex(errors[0], r'^error: --checkpoint=.*does not match the '
                                 r'model: \d+ variable\(s\) differ.*\(first: ')

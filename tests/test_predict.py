@@ -26,10 +26,6 @@ def _run_predict(*flags):
       cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
 
 
-def _error_lines(result):
-  return [l for l in result.stderr.splitlines() if l.startswith('error:')]
-
-
 class PredictTest(tf.test.TestCase):
 
   def setUp(self):
@@ -153,7 +149,7 @@ class PredictTest(tf.test.TestCase):
                           f'--images={self.image_dir}',
                           f'--output_dir={output_dir}')
     self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE)
-    self.assertEqual(_error_lines(result),
+    self.assertEqual(testing_utils.error_lines(result),
                      [f"error: --model='{directory}/nowhere': no such "
                       'directory; accepted: an export dir (saved_model.pb) '
                       'or a training model dir (params.yaml + checkpoint).'])
@@ -170,7 +166,7 @@ class PredictTest(tf.test.TestCase):
                           f'--output_dir={output_dir}')
     self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
                      msg=result.stderr[-3000:])
-    errors = _error_lines(result)
+    errors = testing_utils.error_lines(result)
     self.assertLen(errors, 1)
     self.assertRegex(errors[0], r'does not match the model: \d+ variable')
     self.assertFalse(os.path.exists(output_dir))

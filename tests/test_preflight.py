@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import testing_utils
 from backbone_reuse import preflight
+from backbone_reuse.configs import resolve
 
 
 class PreflightTest(tf.test.TestCase):
@@ -16,6 +17,21 @@ class PreflightTest(tf.test.TestCase):
     params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
     found = preflight.check(params, os.path.join(self.get_temp_dir(), 'run'))
     self.assertEqual(found['problems'], [])
+
+  def test_a_classification_run_is_checked_as_such(self):
+    directory = self.get_temp_dir()
+    shard = os.path.join(directory, 'upstream-00000-of-00001')
+    with tf.io.TFRecordWriter(shard) as writer:
+      writer.write(tf.train.Example().SerializeToString())
+    params = resolve.experiment_config('shapes_classification', [], {
+        'task': {'train_data': {'input_path': shard},
+                 'validation_data': {'input_path': shard}}})
+    self.assertEqual(preflight.check(params, directory)['problems'], [])
+    with tf.io.TFRecordWriter(shard) as writer:
+      writer.write(b'not a tf.Example')
+    problems = preflight.check(params, directory)['problems']
+    self.assertLen(problems, 2)
+    self.assertIn('does not decode as a tf.Example', problems[0])
 
   def test_a_backbone_checkpoint_of_another_architecture_is_found(self):
     other = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
@@ -54,8 +70,7 @@ class PreflightTest(tf.test.TestCase):
         cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
     self.assertEqual(result.returncode, preflight.EXIT_CODE,
                      msg=result.stderr[-3000:])
-    errors = [l for l in result.stderr.splitlines()
-              if l.startswith('error:')]
+    errors = testing_utils.error_lines(result)
     self.assertLen(errors, 5, msg='\n'.join(errors))
     expected_starts = [
         f"error: --model_dir='{blocker}/run' is not writable",

@@ -157,3 +157,9 @@ def trained_model_dir(directory, experiment, strategy, task_overrides=None):
   tf.train.Checkpoint(model=model, global_step=tf.Variable(7)).save(
       os.path.join(model_dir, 'ckpt'))
   return params, task, model, model_dir
+
+
+def error_lines(result):
+  """The `error:` lines a CLI subprocess printed on stderr (TensorFlow's own
+  log lines around them left out)."""
+  return [l for l in result.stderr.splitlines() if l.startswith('error:')]
