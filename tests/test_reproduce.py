@@ -28,7 +28,7 @@ class ReproduceTest(tf.test.TestCase):
 
   def test_every_entry_dry_runs_to_the_printed_command(self):
     entries = reproduce.load_manifest()
-    self.assertLen(entries, 70)
+    self.assertLen(entries, 76)
     directory = self.get_temp_dir()
     for entry_id, entry in entries.items():
       model_dir = os.path.join(directory, entry_id)
@@ -90,8 +90,7 @@ class ReproduceTest(tf.test.TestCase):
                   f"--model_dir={self.get_temp_dir()}/stage2",
                   f'--init_checkpoint={self.get_temp_dir()}/nothing')
     self.assertEqual(result.returncode, reproduce.BAD_INPUT_EXIT_CODE)
-    errors = [l for l in result.stderr.splitlines()
-              if l.startswith('error:')]
+    errors = testing_utils.error_lines(result)
     self.assertIn(f"is stage 2 of {stage2['depends_on']!r}", errors[0])
     self.assertIn('found none', errors[0])
 
@@ -99,7 +98,7 @@ class ReproduceTest(tf.test.TestCase):
     result = _run('--entry=list')
     self.assertEqual(result.returncode, 0, msg=result.stderr[-2000:])
     lines = result.stdout.splitlines()
-    self.assertLen(lines, 2 + 70)
+    self.assertLen(lines, 2 + 76)
     self.assertEqual(lines[2], '| table1/r101_fpn/scratch | Table 1 | '
                      'ResNet-101 + FPN \\| From scratch | box_ap 48.4, '
                      'box_ap50 70.1 |')
