@@ -159,8 +159,8 @@ def check_checkpoint(task_config) -> List[str]:
     return [errors.one_line(error)]
   except (tf.errors.OpError, ValueError) as error:
     message = getattr(error, 'message', str(error)).strip().splitlines()
-    return [f'{field}={path!r} cannot be read ({message[0]}); accepted: a '
-            'checkpoint prefix or a directory holding one.']
+    return [f'{field}={path!r} could not be checked: building the model or '
+            f'reading the checkpoint failed ({message[0]}).']
   finally:
     tf_keras.backend.clear_session()
   return []

@@ -170,8 +170,10 @@ def check_stage1(entries: Dict[str, Dict], entry_plan: Plan) -> List[str]:
   stage1 = plan(entries[stage1_id], '/unused')
   final_step = stage1.params.trainer.train_steps
   directory = entry_plan.params.task.init_checkpoint
-  latest = (tf.train.latest_checkpoint(directory)
-            if tf.io.gfile.isdir(directory) else None)
+  if tf.io.gfile.isdir(directory):
+    latest = tf.train.latest_checkpoint(directory)
+  else:  # A checkpoint prefix.
+    latest = directory if tf.io.gfile.exists(directory + '.index') else None
   step = _checkpoint_step(latest)
   if step == final_step:
     return []

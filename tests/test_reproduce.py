@@ -83,8 +83,11 @@ class ReproduceTest(tf.test.TestCase):
     (problem,) = reproduce.check_stage1(entries, plan)
     self.assertIn(f'final checkpoint (step {final}); found step '
                   f'{final - 1000}', problem)
-    manager.save(checkpoint_number=final)
+    final_path = manager.save(checkpoint_number=final)
     self.assertEqual(reproduce.check_stage1(entries, plan), [])
+    # The final checkpoint given as a prefix, not a directory.
+    prefix_plan = reproduce.plan(stage2, '/unused', init_checkpoint=final_path)
+    self.assertEqual(reproduce.check_stage1(entries, prefix_plan), [])
 
     result = _run(f"--entry={stage2['id']}",
                   f"--model_dir={self.get_temp_dir()}/stage2",
