@@ -49,6 +49,45 @@ class BottleneckNasfpnTest(tf.test.TestCase):
     self.assertEqual(_count(model.decoder, tf_keras.layers.Conv2D, (3, 3)),
                      7 * 2)
 
+  def test_sum_combination_and_drop_connect(self):
+    plain = testing_utils.build_task(_config(
+        'bottleneck_nasfpn', num_filters=16, num_repeats=1)).build_model()
+    # Model Garden's topology has four global-attention nodes.
+    self.assertEqual(
+        [s.combine_fn for s in plain.decoder._block_specs].count('attention'),  # pylint: disable=protected-access
+        4)
+    blocks = [l for l in plain.decoder.layers
+              if isinstance(l, nn_blocks.BottleneckBlock)]
+    self.assertTrue(all(not b.get_config()['stochastic_depth_drop_rate']
+                        for b in blocks))
+    ghiasi = testing_utils.build_task(_config(
+        'bottleneck_nasfpn', num_filters=16, num_repeats=1,
+        use_sum_for_combination=True, drop_connect_rate=0.2)).build_model()
+    decoder = ghiasi.decoder
+    self.assertEqual({s.combine_fn for s in decoder._block_specs}, {'sum'})  # pylint: disable=protected-access
+    self.assertEqual([s.input_offsets for s in decoder._block_specs],  # pylint: disable=protected-access
+                     [s.input_offsets for s in plain.decoder._block_specs])  # pylint: disable=protected-access
+    blocks = [l for l in decoder.layers
+              if isinstance(l, nn_blocks.BottleneckBlock)]
+    self.assertLen(blocks, 7)
+    self.assertEqual({b.get_config()['stochastic_depth_drop_rate']
+                      for b in blocks}, {0.2})
+    # Global attention has no weights of its own: sum changes no count.
+    self.assertEqual(decoder.count_params(), plain.decoder.count_params())
+    # Drop-connect makes training calls random (per example and block: 8
+    # examples x 7 blocks), inference calls not.
+    features = ghiasi.backbone(tf.random.normal([8, 128, 128, 3]))
+
+    def outputs(training, layer=decoder):
+      found = layer(features, training=training)
+      return tf.concat([tf.reshape(found[str(l)], [-1]) for l in range(3, 8)],
+                       0)
+    self.assertNotAllClose(outputs(True), outputs(True))
+    self.assertAllClose(outputs(False), outputs(False))
+    # Without drop-connect, training calls repeat exactly.
+    self.assertAllClose(outputs(True, plain.decoder),
+                        outputs(True, plain.decoder))
+
   def test_refuses_zero_blocks(self):
     with self.assertRaisesRegex(ValueError, 'block_repeats=0; accepted'):
       testing_utils.build_task(_config(

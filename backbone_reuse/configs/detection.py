@@ -85,6 +85,10 @@ class BottleneckNASFPN(hyperparams.Config):
   num_filters: int = 256  # Block inner width; outputs are 4x as wide.
   num_repeats: int = 5
   block_repeats: int = 1  # Bottleneck blocks per NAS-FPN node.
+  # Ghiasi et al.'s options: sum in every node (no global attention), and
+  # stochastic depth on every node block (their init_drop_connect_rate).
+  use_sum_for_combination: bool = False
+  drop_connect_rate: float = 0.0
 
 
 @dataclasses.dataclass
