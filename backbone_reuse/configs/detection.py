@@ -20,17 +20,12 @@ from backbone_reuse.dataloaders import lvis_tfds
 from backbone_reuse.modeling import class_balanced
 from backbone_reuse.modeling import strategy
 
-COCO_TRAIN_IMAGES = 118287
-COCO_VAL_IMAGES = 5000
-LVIS_TRAIN_IMAGES = 100170
-LVIS_VAL_IMAGES = 19809
-
 DETECTORS = ('fasterrcnn', 'maskrcnn', 'cascadercnn', 'retinanet')
-DATASETS = {
-    # name: (input path base, train images, val images, classes incl. bg).
-    'coco': ('coco', COCO_TRAIN_IMAGES, COCO_VAL_IMAGES, 91),
-    'lvis': ('lvis', LVIS_TRAIN_IMAGES, LVIS_VAL_IMAGES, 1204),
-}
+# COCO is Model Garden's base; LVIS v1 changes its data and head.
+DATASETS = ('coco', 'lvis')
+LVIS_DIR = 'lvis'
+LVIS_VAL_IMAGES = 19809
+LVIS_NUM_CLASSES = 1204  # 1203 categories + background.
 
 
 class _StrategyValidation:
@@ -269,7 +264,7 @@ def detection_experiment(detector: str,
   if detector not in DETECTORS:
     raise ValueError(f'detector={detector!r}; accepted: {DETECTORS}.')
   if dataset not in DATASETS:
-    raise ValueError(f'dataset={dataset!r}; accepted: {tuple(DATASETS)}.')
+    raise ValueError(f'dataset={dataset!r}; accepted: {DATASETS}.')
   if detector == 'retinanet':
     task = RetinaNetTask()
   else:
@@ -294,19 +289,18 @@ def detection_experiment(detector: str,
 
 
 def _to_lvis(config: ExperimentConfig) -> None:
-  base, _, val_images, num_classes = DATASETS['lvis']
   task = config.task
-  task.model.num_classes = num_classes
+  task.model.num_classes = LVIS_NUM_CLASSES
   task.model.detection_generator.max_num_detections = 300
-  task.train_data.input_path = os.path.join(base, 'train*')
-  task.validation_data.input_path = os.path.join(base, 'val*')
-  task.annotation_file = os.path.join(base, 'lvis_v1_val.json')
+  task.train_data.input_path = os.path.join(LVIS_DIR, 'train*')
+  task.validation_data.input_path = os.path.join(LVIS_DIR, 'val*')
+  task.annotation_file = os.path.join(LVIS_DIR, 'lvis_v1_val.json')
   # Per-class counts for the class-balanced loss and repeat-factor sampling.
-  train_json = os.path.join(base, 'lvis_v1_train.json')
+  train_json = os.path.join(LVIS_DIR, 'lvis_v1_train.json')
   task.class_balanced_loss.annotation_file = train_json
   task.train_data.repeat_factor_sampling.annotation_file = train_json
   config.trainer.validation_steps = (
-      val_images // task.validation_data.global_batch_size)
+      LVIS_VAL_IMAGES // task.validation_data.global_batch_size)
 
 
 @exp_factory.register_config_factory('backbone_reuse_fasterrcnn_coco')
