@@ -44,6 +44,7 @@ import tqdm
 from backbone_reuse import export
 from backbone_reuse.analysis import visualize
 from backbone_reuse.evaluation import predictions
+from backbone_reuse.tools import evaluate
 
 BadInput = export.BadInput
 SKIPPED_EXIT_CODE = 1
@@ -149,19 +150,13 @@ def list_images(pattern: str) -> List[str]:
 
 
 def _ground_truth(annotation_file: str, labels: Dict) -> coco.COCO:
-  if not os.path.isfile(annotation_file):
-    raise BadInput(f'--annotation_file={annotation_file!r}: no such file.')
+  """The ground truth, checked as tools/evaluate checks it, and holding
+  every category of the model's classes."""
   try:
-    with open(annotation_file) as f:
-      dataset = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise BadInput(f'--annotation_file={annotation_file!r} is not JSON: '
-                   f'{error}.') from None
-  for key in ('images', 'annotations', 'categories'):
-    if not isinstance(dataset.get(key) if isinstance(dataset, dict) else None,
-                      list):
-      raise BadInput(f'--annotation_file={annotation_file!r}: "{key}" must '
-                     'be a list (COCO/LVIS format).')
+    dataset = evaluate.load_json(annotation_file, 'annotation_file')
+    evaluate.check_ground_truth(dataset, 'coco', annotation_file)
+  except evaluate.BadInput as error:
+    raise BadInput(str(error)) from None
   known = {c['id'] for c in dataset['categories']}
   missing = sorted({c['category_id'] for c in labels['classes']} - known)
   if missing:

@@ -33,7 +33,7 @@ class BadInput(ValueError):
   """The user's files or flags cannot be evaluated."""
 
 
-def _load_json(path: str, what: str):
+def load_json(path: str, what: str):
   if not path:
     raise BadInput(f'--{what} is required.')
   if not os.path.isfile(path):
@@ -131,13 +131,13 @@ def evaluate_files(annotation_file: str, detections_file: str, dataset: str,
   if iou_type not in IOU_TYPES:
     raise BadInput(
         f'--iou_type={iou_type!r}; accepted: {", ".join(IOU_TYPES)}.')
-  ground_truth = _load_json(annotation_file, 'annotation_file')
+  ground_truth = load_json(annotation_file, 'annotation_file')
   check_ground_truth(ground_truth, dataset, annotation_file)
-  detections = _load_json(detections_file, 'detections_file')
+  detections = load_json(detections_file, 'detections_file')
   check_detections(detections, ground_truth, iou_type, detections_file)
   training_set = None
   if train_annotation_file:
-    training_set = _load_json(train_annotation_file, 'train_annotation_file')
+    training_set = load_json(train_annotation_file, 'train_annotation_file')
     check_ground_truth(training_set, 'coco', train_annotation_file)
     missing = ({c['id'] for c in ground_truth['categories']} -
                {c['id'] for c in training_set['categories']})
