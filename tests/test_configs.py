@@ -92,6 +92,12 @@ class StrategyConfigTest(tf.test.TestCase, parameterized.TestCase):
        'task.backbone_strategy=freeze,task.init_checkpoint=/c/ckpt,'
        'task.model.backbone.resnet.stochastic_depth_drop_rate=0.1',
        r'stochastic_depth_drop_rate=0.1 would keep perturbing'),
+      ('unknown_backbone_activation', 'task.model.backbone_activation=swishy',
+       r"task.model.backbone_activation='swishy' is not an activation"),
+      ('unknown_nasfpn_activation',
+       'task.model.decoder.bottleneck_nasfpn.activation=rellu',
+       r"task.model.decoder.bottleneck_nasfpn.activation='rellu' is not an "
+       r'activation'),
   )
   def test_refusal_at_validation(self, override, message):
     with self.assertRaisesRegex(ValueError, message) as e:

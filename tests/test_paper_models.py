@@ -36,9 +36,17 @@ class EfficientNetB7Test(tf.test.TestCase):
       counts = json.load(f)
     self.assertEqual(counts['total_params'], model.count_params())
     self.assertEqual(counts['modules']['backbone']['trainable'], 0)
+    # Ghiasi et al.'s activations: swish in the backbone and NAS-FPN, ReLU
+    # in the heads.
+    self.assertEqual(
+        [part.get_config()['activation'] for part in
+         (model.backbone, model.decoder, model.rpn_head,
+          model.detection_head[0], model.mask_head)],
+        ['swish', 'swish', 'relu', 'relu', 'relu'])
     b7 = backbone_factory.build_backbone(
         input_specs=tf_keras.layers.InputSpec(shape=[None, 256, 256, 3]),
         backbone_config=params.task.model.backbone,
-        norm_activation_config=params.task.model.norm_activation)
+        norm_activation_config=params.task.model.norm_activation.replace(
+            activation=params.task.model.backbone_activation))
     self.assertEqual(counts['modules']['backbone']['total'],
                      b7.count_params())

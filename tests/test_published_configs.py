@@ -130,7 +130,8 @@ ALLOWED = {
     'runtime.tpu': 'set from the --tpu flag',
 }
 # Fields Model Garden's configs do not have (ours only).
-OURS_ONLY = ('task.backbone_strategy', 'task.adapters.',
+OURS_ONLY = ('task.backbone_strategy', 'task.model.backbone_activation',
+             'task.adapters.',
              'task.class_balanced_loss.', 'task.train_only_box_classifier',
              'task.train_data.parser.copy_paste.',
              'task.validation_data.parser.copy_paste.',
@@ -175,6 +176,8 @@ class PublishedConfigsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(ours.task.backbone_strategy, 'freeze')
     self.assertEqual(ours.trainer.validation_interval,
                      trainer['steps_per_loop'])
+    # The backbone's activation is the model-wide one, as in Model Garden.
+    self.assertEqual(ours.task.model.backbone_activation, '')
     if base == 'retinanet_resnetfpn_coco':
       return
     # Every ours-only field is at the value that leaves Model Garden's
@@ -200,9 +203,7 @@ class PublishedConfigsTest(tf.test.TestCase, parameterized.TestCase):
 class GhiasiConfigsTest(tf.test.TestCase, parameterized.TestCase):
   """Table 4's COCO Eff-B7 rows and Ghiasi et al.'s published configs
   (tensorflow/tpu, projects/copy_paste/configs/cascade_maskrcnn_effb7_nasfpn
-  {_vanilla,}_1280.yaml), value by value. Not followed, and said in the
-  YAML header: their ReLU outside NAS-FPN (Model Garden's EfficientNet takes
-  the model-wide activation; ours is swish everywhere)."""
+  {_vanilla,}_1280.yaml), value by value."""
 
   @parameterized.named_parameters(
       ('vanilla', 'configs/schedules/effb7_baseline_90k.yaml', 90000,
@@ -242,6 +243,10 @@ class GhiasiConfigsTest(tf.test.TestCase, parameterized.TestCase):
     norm = model.norm_activation
     self.assertEqual((norm.norm_epsilon, norm.norm_momentum,
                       norm.use_sync_bn), (0.0001, 0.997, True))
+    # Theirs: EfficientNet's own swish, nasfpn.activation swish, and
+    # batch_norm_activation.activation relu for every head.
+    self.assertEqual((model.backbone_activation, nasfpn.activation,
+                      norm.activation), ('swish', 'swish', 'relu'))
     parser = task.train_data.parser
     self.assertEqual((parser.aug_rand_hflip, parser.aug_scale_min,
                       parser.aug_scale_max), (True, 0.1, 2.0))

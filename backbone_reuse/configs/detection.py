@@ -12,6 +12,7 @@ from typing import List
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
+from official.modeling import tf_utils
 from official.vision.configs import decoders
 from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
@@ -29,11 +30,30 @@ LVIS_NUM_CLASSES = 1204  # 1203 categories + background.
 
 
 class _StrategyValidation:
-  """Adds the backbone-strategy checks to a task config's `validate()`."""
+  """Adds the backbone-strategy and activation checks to `validate()`."""
 
   def validate(self):
     super().validate()
     strategy.validate_task_config(self)
+    _validate_activations(self.model)
+
+
+def _validate_activations(model) -> None:
+  """Refuses a per-component activation Model Garden cannot build."""
+  fields = {'backbone_activation': model.backbone_activation}
+  if isinstance(model.decoder, Decoder):
+    fields['decoder.bottleneck_nasfpn.activation'] = (
+        model.decoder.bottleneck_nasfpn.activation)
+  for field, value in fields.items():
+    if not value:
+      continue
+    try:
+      tf_utils.get_activation(value)
+    except ValueError as e:
+      raise ValueError(
+          f'task.model.{field}={value!r} is not an activation Model Garden '
+          "knows (e.g. 'relu', 'swish', 'gelu'); '' uses "
+          'task.model.norm_activation.activation.') from e
 
 
 @dataclasses.dataclass
@@ -84,6 +104,9 @@ class BottleneckNASFPN(hyperparams.Config):
   # stochastic depth on every node block (their init_drop_connect_rate).
   use_sum_for_combination: bool = False
   drop_connect_rate: float = 0.0
+  # '': the model's norm_activation.activation. Ghiasi et al. run their
+  # NAS-FPN with swish and the heads with ReLU.
+  activation: str = ''
 
 
 @dataclasses.dataclass
@@ -98,6 +121,15 @@ class MaskRCNN(maskrcnn_config.MaskRCNN):
   """Model Garden's R-CNN model config with our decoder choice."""
   decoder: Decoder = dataclasses.field(
       default_factory=lambda: Decoder(type='fpn', fpn=decoders.FPN()))
+  # '': norm_activation.activation, which the decoder and heads use. An
+  # EfficientNet trained with swish keeps it under ReLU heads (Ghiasi et al.).
+  backbone_activation: str = ''
+
+
+@dataclasses.dataclass
+class RetinaNet(retinanet_config.RetinaNet):
+  """Model Garden's RetinaNet model config with `backbone_activation`."""
+  backbone_activation: str = ''
 
 
 @dataclasses.dataclass
@@ -218,6 +250,7 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
 
 
 @dataclasses.dataclass

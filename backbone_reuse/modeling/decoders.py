@@ -129,7 +129,7 @@ def build_bottleneck_nasfpn_decoder(
       block_repeats=config.block_repeats,
       use_sum_for_combination=config.use_sum_for_combination,
       drop_connect_rate=config.drop_connect_rate,
-      activation=norm_activation.activation,
+      activation=config.activation or norm_activation.activation,
       use_sync_bn=norm_activation.use_sync_bn,
       norm_momentum=norm_activation.norm_momentum,
       norm_epsilon=norm_activation.norm_epsilon,

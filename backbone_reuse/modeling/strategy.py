@@ -128,7 +128,8 @@ def build_backbone(
 
   Args:
     input_specs: the image input spec, shape [batch, height, width, 3].
-    model_config: a detector model config (`backbone`, `norm_activation`).
+    model_config: a detector model config (`backbone`, `norm_activation`,
+      `backbone_activation`: if set, the backbone's activation).
     l2_regularizer: the task's weight-decay regulariser; dropped for a frozen
       backbone so that its weights add nothing to the loss.
     strategy: one of STRATEGIES.
@@ -139,10 +140,14 @@ def build_backbone(
     its adapters.
   """
   frozen = is_frozen(strategy)
+  norm_activation = model_config.norm_activation
+  if model_config.backbone_activation:
+    norm_activation = norm_activation.replace(
+        activation=model_config.backbone_activation)
   backbone = backbones.factory.build_backbone(
       input_specs=input_specs,
       backbone_config=model_config.backbone,
-      norm_activation_config=model_config.norm_activation,
+      norm_activation_config=norm_activation,
       l2_regularizer=None if frozen else l2_regularizer)
   if strategy == ADAPTERS:
     norm = model_config.norm_activation
