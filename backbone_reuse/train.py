@@ -30,10 +30,12 @@ from official.core import train_utils
 from official.modeling import performance
 import tensorflow as tf
 
+from backbone_reuse import errors
 from backbone_reuse import preflight
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.analysis import resources
+from backbone_reuse.configs import resolve
 from backbone_reuse.tools import verify_data
 
 FLAGS = flags.FLAGS
@@ -106,7 +108,13 @@ def preflight_or_exit(params, model_dir: str, mode: str) -> None:
 
 def main(_):
   gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
-  params = train_utils.parse_configuration(FLAGS)
+  try:
+    params = resolve.parse_configuration(FLAGS)
+  except (KeyError, ValueError) as error:
+    # A config that does not resolve (an unknown key, a refused value): one
+    # line, before anything is built.
+    print(f'error: {errors.one_line(error)}', file=sys.stderr)
+    sys.exit(preflight.EXIT_CODE)
   if FLAGS.preflight:
     preflight_or_exit(params, FLAGS.model_dir, FLAGS.mode)
   run(params, FLAGS.model_dir, FLAGS.mode)

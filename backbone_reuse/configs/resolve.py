@@ -7,9 +7,12 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
+from absl import logging
 from official.core import train_utils
+from official.modeling import hyperparams
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.configs import schedule
 
 
 @dataclasses.dataclass
@@ -24,10 +27,58 @@ class _Flags:
     return hasattr(self, name)
 
 
+class ExperimentParser(train_utils.ExperimentParser):
+  """Model Garden's parser, whose learning-rate schedule follows train_steps.
+
+  Each layer (a YAML, then --params_override) that sets `trainer.train_steps`
+  and no schedule field rescales the schedule (configs/schedule.py).
+  """
+
+  def parse_config_file(self, params):
+    for config_file in self._flags_obj.config_file or []:
+      params = _apply_layer(params, config_file, config_file)
+    return params
+
+  def parse_params_override(self, params):
+    return _apply_layer(params, self._flags_obj.params_override,
+                        '--params_override')
+
+
+def _apply_layer(params, layer, source: str):
+  """Model Garden's strict override by one layer (a YAML path, or an override
+  string or dict), then the schedule follows the steps it set."""
+  # The layer as a nested dict, read by Model Garden's own parser into an
+  # empty (non-strict) ParamsDict: which fields it sets, not their effect.
+  fields = hyperparams.ParamsDict()
+  hyperparams.override_params_dict(fields, layer, is_strict=False)
+  old_steps = params.trainer.train_steps
+  params = hyperparams.override_params_dict(params, layer, is_strict=True)
+  schedule.follow(params.trainer, old_steps, fields.as_dict(), source)
+  return params
+
+
+def parse(flags_obj):
+  """Factory -> YAMLs -> runtime flags -> override; the schedule checked."""
+  params = ExperimentParser(flags_obj).parse()
+  schedule.check(params.trainer)
+  return params
+
+
+def parse_configuration(flags_obj):
+  """`train_utils.parse_configuration` with our parser: validated, locked."""
+  params = parse(flags_obj)
+  params.validate()
+  params.lock()
+  logging.info('Final experiment parameters:\n%s', params.as_dict())
+  return params
+
+
 def experiment_config(experiment: str, config_files: Sequence[str] = (),
                       params_override=None,
                       root: Optional[str] = None):
   """Registered factory -> each YAML (strict) -> override; then validate.
+
+  A layer that changes trainer.train_steps alone rescales the schedule.
 
   Args:
     experiment: a registered experiment name.
@@ -41,7 +92,6 @@ def experiment_config(experiment: str, config_files: Sequence[str] = (),
   """
   files = [os.path.join(root, f) if root and not os.path.isabs(f) else f
            for f in config_files]
-  params = train_utils.ExperimentParser(
-      _Flags(experiment, files, params_override or '')).parse()
+  params = parse(_Flags(experiment, files, params_override or ''))
   params.validate()
   return params
