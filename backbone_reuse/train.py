@@ -29,6 +29,7 @@ from official.core import train_lib
 from official.core import train_utils
 from official.modeling import performance
 import tensorflow as tf
+import tf_keras
 
 from backbone_reuse import errors
 from backbone_reuse import preflight
@@ -40,6 +41,14 @@ from backbone_reuse.tools import verify_data
 
 FLAGS = flags.FLAGS
 METRICS_FILENAME = 'metrics.json'
+
+
+def seed_globally(params) -> None:
+  """With task.train_data.seed set (--seed), Python's, NumPy's and
+  TensorFlow's global seeds follow it: the initialisation and the
+  augmentation ops (which take no seed of their own) repeat."""
+  if params.task.train_data.seed is not None:
+    tf_keras.utils.set_random_seed(params.task.train_data.seed)
 
 
 def run(params, model_dir: str, mode: str) -> dict:
@@ -54,6 +63,7 @@ def run(params, model_dir: str, mode: str) -> dict:
       all_reduce_alg=params.runtime.all_reduce_alg,
       num_gpus=params.runtime.num_gpus,
       tpu_address=params.runtime.tpu)
+  seed_globally(params)
   with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
   try:
@@ -123,6 +133,11 @@ def main(_):
 
 if __name__ == '__main__':
   tfm_flags.define_flags()
+  flags.DEFINE_integer(
+      'seed', None, 'Seeds the run: training data order and augmentation '
+      '(task.train_data.seed, deterministic), Copy-Paste and repeat-factor '
+      'sampling, and the initialisation. Unset: the config\'s seed (none: '
+      'random).')
   flags.DEFINE_bool('preflight', True,
                     'Check inputs, annotation files, the checkpoint and the '
                     'model dir before building the model.')

@@ -51,9 +51,12 @@ class TrainCliTest(tf.test.TestCase):
          '--config_file=configs/strategies/freeze.yaml',
          '--mode=train', f'--model_dir={model_dir}'],
         cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
-    self.assertNotEqual(result.returncode, 0)
-    self.assertIn("ValueError: task.backbone_strategy='freeze' needs "
-                  'task.init_checkpoint', result.stderr)
+    self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+    self.assertEqual(testing_utils.error_lines(result), [
+        "error: task.backbone_strategy='freeze' needs task.init_checkpoint (a "
+        "classification checkpoint), got ''; set it, or use backbone_strategy "
+        "'scratch'."])
+    self.assertNotIn('Traceback', result.stderr)
     self.assertFalse(os.path.exists(os.path.join(model_dir, 'parameters.json')))
 
 

@@ -12,6 +12,7 @@ from official.core import train_utils
 from official.modeling import hyperparams
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
 
 
@@ -22,6 +23,7 @@ class _Flags:
   config_file: Sequence[str]
   params_override: object = ''  # A string or a nested dict.
   tpu: str = ''
+  seed: Optional[int] = None
 
   def __contains__(self, name):
     return hasattr(self, name)
@@ -42,6 +44,25 @@ class ExperimentParser(train_utils.ExperimentParser):
   def parse_params_override(self, params):
     return _apply_layer(params, self._flags_obj.params_override,
                         '--params_override')
+
+  def parse(self):
+    params = super().parse()
+    if 'seed' in self._flags_obj and self._flags_obj.seed is not None:
+      apply_seed(params, self._flags_obj.seed)
+    return params
+
+
+def apply_seed(params, seed: int) -> None:
+  """One seed for the run's randomness: the training data's order and
+  augmentation (Model Garden's `seed`, deterministic), Copy-Paste's source
+  stream and repeat-factor sampling; `train.run` seeds the initialisation
+  from task.train_data.seed."""
+  data = params.task.train_data
+  data.seed = seed
+  data.deterministic = True
+  if isinstance(data, detection.DataConfig):
+    data.parser.copy_paste.seed = seed
+    data.repeat_factor_sampling.seed = seed
 
 
 def _apply_layer(params, layer, source: str):
@@ -75,7 +96,8 @@ def parse_configuration(flags_obj):
 
 def experiment_config(experiment: str, config_files: Sequence[str] = (),
                       params_override=None,
-                      root: Optional[str] = None):
+                      root: Optional[str] = None,
+                      seed: Optional[int] = None):
   """Registered factory -> each YAML (strict) -> override; then validate.
 
   A layer that changes trainer.train_steps alone rescales the schedule.
@@ -86,12 +108,14 @@ def experiment_config(experiment: str, config_files: Sequence[str] = (),
       `root` when given.
     params_override: a `--params_override` string, or a nested dict.
     root: directory that relative config paths start from.
+    seed: as train's --seed (`apply_seed`); None leaves the config's.
 
   Returns:
     The validated (unlocked) ExperimentConfig.
   """
   files = [os.path.join(root, f) if root and not os.path.isabs(f) else f
            for f in config_files]
-  params = parse(_Flags(experiment, files, params_override or ''))
+  params = parse(_Flags(experiment, files, params_override or '',
+                        seed=seed))
   params.validate()
   return params
