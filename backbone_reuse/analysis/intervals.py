@@ -1,0 +1,68 @@
+"""Paired differences across seeds: mean, 95 % interval, and a verdict.
+
+A claim such as "freezing beats fine-tuning" is checked on the per-seed
+differences d_i = a_i - b_i of two settings run with the same seeds. The
+interval is Student's t interval of the mean difference; the verdict follows
+from where it lies relative to 0, given the sign the claim expects.
+"""
+import math
+from typing import Dict, Optional, Sequence
+
+from scipy import stats
+
+REPRODUCED = 'reproduced'
+CONTRADICTED = 'contradicted'
+INCONCLUSIVE = 'inconclusive'
+
+
+def paired_interval(a: Sequence[float], b: Sequence[float],
+                    confidence: float = 0.95) -> Dict:
+  """Mean and t interval of a - b, paired by position (seed).
+
+  Args:
+    a: per-seed values of one setting.
+    b: the other setting's values for the same seeds, in the same order.
+    confidence: the interval's coverage.
+
+  Returns:
+    {'n', 'differences', 'difference_mean', 'interval'}; `interval` is None
+    for fewer than 2 pairs (no spread to estimate).
+
+  Raises:
+    ValueError: if a and b differ in length or are empty.
+  """
+  if len(a) != len(b) or not a:
+    raise ValueError(f'paired values need the same seeds on both sides; got '
+                     f'{len(a)} and {len(b)} values.')
+  differences = [x - y for x, y in zip(a, b)]
+  n = len(differences)
+  mean = sum(differences) / n
+  interval = None
+  if n > 1:
+    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    interval = [mean - half, mean + half]
+  return {'n': n, 'differences': differences, 'difference_mean': mean,
+          'interval': interval}
+
+
+def verdict(interval: Optional[Sequence[float]], expected_sign: int) -> str:
+  """REPRODUCED if the interval lies on the side of 0 the claim expects,
+  CONTRADICTED if on the other side, else INCONCLUSIVE.
+
+  Args:
+    interval: [lo, hi] of the difference, or None (a single pair).
+    expected_sign: +1 if the claim says the difference is positive, -1 if
+      negative.
+  """
+  if expected_sign not in (1, -1):
+    raise ValueError(f'expected_sign={expected_sign}; accepted: 1 or -1.')
+  if interval is None:
+    return INCONCLUSIVE
+  lo, hi = (expected_sign * v for v in interval)
+  lo, hi = min(lo, hi), max(lo, hi)
+  if lo > 0:
+    return REPRODUCED
+  if hi < 0:
+    return CONTRADICTED
+  return INCONCLUSIVE
