@@ -97,9 +97,12 @@ class Demo:
       coco_tfrecord.convert(annotation_file, image_dir, split_dir,
                             num_shards=2 if split == 'train' else 1)
       counts[f'detection/{split}'] = n
-    return {'records': counts}
+    return {'records': counts, 'seed': self.seed}
 
   def verify_data(self, marker):
+    if marker.get('seed') != self.seed:
+      return (f"generated with seed {marker.get('seed')}, this run's is "
+              f'{self.seed}')
     for name, expected in marker['records'].items():
       files = tf.io.gfile.glob(os.path.join(self.data, name) + '-*')
       if not files:
@@ -123,7 +126,8 @@ class Demo:
     return resolve.experiment_config('shapes_classification', [], {
         'task': {'train_data': {'input_path': upstream + '/train-*'},
                  'validation_data': {'input_path': upstream + '/val-*'}},
-        'trainer': {'train_steps': self.scale.upstream_steps}})
+        'trainer': {'train_steps': self.scale.upstream_steps}},
+        seed=self.seed)
 
   def detector_params(self):
     detection = os.path.join(self.data, 'detection')
@@ -134,7 +138,8 @@ class Demo:
                  'annotation_file': self._val_annotations(),
                  'train_data': {'input_path': detection + '/train-*'},
                  'validation_data': {'input_path': detection + '/val-*'}},
-        'trainer': {'train_steps': self.scale.detector_steps}})
+        'trainer': {'train_steps': self.scale.detector_steps}},
+        seed=self.seed)
 
   def _train(self, params, stage: str, mode: str):
     metrics = train.run(params, self.path(stage), mode)
@@ -214,6 +219,7 @@ class Demo:
       redone = redone or 'skipped' not in markers[name]
     summary = {
         'scale': dataclasses.asdict(self.scale),
+        'seed': self.seed,
         'upstream': markers['upstream']['metrics'],
         'results': markers['evaluate']['results'],
         'seconds': self.timings,
@@ -267,7 +273,8 @@ def render_summary(summary: Dict) -> str:
 
 def main(_):
   logging.set_verbosity(logging.WARNING)
-  Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale]).run()
+  Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale],
+       flags.FLAGS.seed).run()
 
 
 if __name__ == '__main__':
@@ -276,4 +283,7 @@ if __name__ == '__main__':
                       'Where data, checkpoints and results go.')
   flags.DEFINE_enum('scale', 'default', list(SCALES),
                     'How much data and training.')
+  flags.DEFINE_integer('seed', 0,
+                       'Generates the Shapes world and seeds both trainings '
+                       '(data order, samplers, initialisation).')
   app.run(main)

@@ -14,10 +14,10 @@ _TINY = demo.Scale(upstream_train=80, upstream_val=40, detection_train=40,
                    detection_val=40, upstream_steps=3, detector_steps=3)
 
 
-def _run(output_dir):
+def _run(output_dir, seed=0):
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
-    summary = demo.Demo(output_dir, _TINY).run()
+    summary = demo.Demo(output_dir, _TINY, seed).run()
   return summary, out.getvalue()
 
 
@@ -68,6 +68,16 @@ class DemoTest(tf.test.TestCase):
     self.assertIn('[data] earlier result is unusable', printed)
     for stage in ('data', 'upstream', 'detector', 'evaluate'):
       self.assertIn(f'[{stage}] finished in', printed)
+
+    # Another seed is another world and other runs: nothing is reused.
+    summary, printed = _run(output_dir, seed=1)
+    self.assertIn("[data] earlier result is unusable (generated with seed 0, "
+                  "this run's is 1)", printed)
+    for stage in ('data', 'upstream', 'detector', 'evaluate'):
+      self.assertIn(f'[{stage}] finished in', printed)
+    self.assertEqual(summary['seed'], 1)
+    with open(os.path.join(output_dir, 'detector', 'params.yaml')) as f:
+      self.assertIn('seed: 1', f.read())
 
   def test_unknown_scale_is_refused(self):
     result = subprocess.run(
