@@ -3,6 +3,6 @@
 from official.vision import registry_imports as _vision_registry_imports
 
 from backbone_reuse.configs import detection as _detection_configs
-from backbone_reuse.configs import shapes as _shapes_configs
+from backbone_reuse.shapes import experiments as _shapes_experiments
 from backbone_reuse.tasks import detection as _detection_tasks
 from backbone_reuse.modeling import decoders as _decoders

@@ -21,7 +21,7 @@ from official.core import task_factory
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.data import coco_tfrecord
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world as shapes_world
 
 
 def _data(data_dir):

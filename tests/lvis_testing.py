@@ -14,7 +14,7 @@ import os
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world as shapes_world
 
 
 def federated_split(root: str, num_images: int = 60, seed: int = 3):

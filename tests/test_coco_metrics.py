@@ -3,7 +3,7 @@ import numpy as np
 from pycocotools import coco
 import tensorflow as tf
 
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world as shapes_world
 from backbone_reuse.evaluation import coco_metrics
 
 

@@ -8,7 +8,7 @@ import sys
 
 import tensorflow as tf
 
-from backbone_reuse import demo
+from backbone_reuse.shapes import demo
 
 _TINY = demo.Scale(upstream_train=80, upstream_val=40, detection_train=40,
                    detection_val=40, upstream_steps=3, detector_steps=3)

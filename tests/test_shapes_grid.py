@@ -1,24 +1,34 @@
-"""The Shapes grid: its quick mode end to end, and the report writer."""
+"""The Shapes grid: its quick mode end to end, resuming from committed
+records, and the report writer on fixed records."""
 import contextlib
+import dataclasses
 import io
+import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from backbone_reuse.experiments import shapes_grid
-from backbone_reuse.experiments import shapes_report
+from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import report as shapes_report
+
+_FPN = 'Faster R-CNN FPN'
+_CASCADE = 'Cascade R-CNN NAS-FPN'
 
 
-def _record(capacity, strategy, upstream, ap, per_class, repeat=0,
-            step=0.5, rss=2048.0, flops=4e9, tf_peak=512.0):
-  groups = {'APr': ap - 0.1, 'APc': ap, 'APf': ap + 0.1}
-  box = dict(AP=ap, AP50=ap + 0.2, **groups, per_class=per_class)
+def _record(capacity, strategy, upstream, ap, per_class, seed=0,
+            step=0.5, rss=2048.0, flops=4e9, tf_peak=512.0, apr=None,
+            apf=None):
+  box = dict(AP=ap, AP50=ap + 0.2, APr=ap - 0.1 if apr is None else apr,
+             APc=ap, APf=ap + 0.1 if apf is None else apf,
+             per_class=per_class)
   return {
       'run': {'capacity': capacity, 'strategy': strategy,
-              'upstream': upstream, 'repeat': repeat},
-      'name': f'{capacity}_{strategy}_{upstream}_r{repeat}',
-      'results': {'box': box, 'mask': dict(box, AP=ap / 2)},
+              'upstream': upstream, 'seed': seed},
+      'name': f'{capacity}_{strategy}_{upstream}_s{seed}',
+      'results': {'box': box},
+      'curve': [],
+      'seconds': 30.0,
       'parameters': {'total_params': 4_000_000,
                      'trainable_params': (1_000_000 if strategy == 'freeze'
                                           else 3_000_000)},
@@ -30,7 +40,8 @@ def _record(capacity, strategy, upstream, ap, per_class, repeat=0,
 
 
 def _fixed_records():
-  """FPN with every strategy and upstream; NAS-FPN + Cascade freeze twice."""
+  """FPN with every strategy and upstream; Cascade finetune and freeze with
+  three seeds."""
   records = [
       _record('fpn', 'scratch', None, 0.10, {'a': 0.1, 'b': 0.3}),
       _record('fpn', 'finetune', 'large', 0.20, {'a': 0.2, 'b': 0.4},
@@ -41,50 +52,56 @@ def _fixed_records():
               flops=6e9),
       _record('fpn', 'freeze', 'small', 0.12, {'a': 0.1, 'b': 0.2},
               flops=3e9),
-      _record('nasfpn_cascade', 'finetune', 'large', 0.30,
-              {'a': 0.3, 'b': 0.5}),
-      _record('nasfpn_cascade', 'freeze', 'large', 0.32,
-              {'a': 0.3, 'b': 0.5}),
-      _record('nasfpn_cascade', 'freeze', 'large', 0.36,
-              {'a': 0.3, 'b': 0.5}, repeat=1),
   ]
+  # Per seed, freeze - finetune = +2.0, +2.5, +2.0 AP; on APr +4, +6, +5
+  # and on APf +1 each.
+  for seed, (finetune, freeze) in enumerate(
+      [(0.30, 0.32), (0.31, 0.335), (0.29, 0.31)]):
+    records.append(_record('nasfpn_cascade', 'finetune', 'large', finetune,
+                           {'a': 0.3, 'b': 0.5}, seed=seed, apr=0.10,
+                           apf=0.40))
+    records.append(_record('nasfpn_cascade', 'freeze', 'large', freeze,
+                           {'a': 0.3, 'b': 0.5}, seed=seed,
+                           apr=(0.14, 0.16, 0.15)[seed], apf=0.41))
   return records
+
+
+def _context():
+  return {'command': 'python -m x',
+          'scale': {'detection_train': 1, 'detection_val': 1,
+                    'detector_steps': 1, 'upstream_steps': 1},
+          'machine': {'cpus': 2, 'processor': 'x86_64', 'memory_gb': 24,
+                      'python': '3.11', 'tensorflow': '2.20'},
+          'this_invocation_seconds': 180.0,
+          'upstream': [
+              {'upstream': 'large', 'seed': 1, 'images': 10, 'top1': 0.93,
+               'seconds': 15.0},
+              {'upstream': 'large', 'seed': 0, 'images': 10, 'top1': 0.91,
+               'seconds': 15.0},
+              {'upstream': 'small', 'seed': 0, 'images': 2, 'top1': 0.6,
+               'seconds': 15.0}],
+          'annotations': {'a': {'instances': 3, 'frequency': 'r'},
+                          'b': {'instances': 40, 'frequency': 'f'}}}
 
 
 class ReportWriterTest(tf.test.TestCase):
 
   def test_table1_numbers(self):
-    text = shapes_report.table1(_fixed_records(), 'box', 'AP')
-    lines = text.splitlines()
-    self.assertIn('| FPN | small | 10.0 | 15.0 | 12.0 | -3.0 |', lines)
-    self.assertIn('| FPN | large | 10.0 | 20.0 | 25.0 | +5.0 |', lines)
-    # Two freeze runs: mean 34.0, range 32.0-36.0; delta from the mean.
-    self.assertIn('| NAS-FPN + Cascade | large | — | 30.0 | '
-                  '34.0 (32.0–36.0, n=2) | +4.0 |', lines)
+    lines = shapes_report.table1(_fixed_records(), 'box', 'AP').splitlines()
+    self.assertIn(f'| {_FPN} | small | 10.0 | 15.0 | 12.0 | -3.0 |', lines)
+    self.assertIn(f'| {_FPN} | large | 10.0 | 20.0 | 25.0 | +5.0 |', lines)
+    # Three seeds: mean and range; the difference of the means.
+    self.assertIn(f'| {_CASCADE} | large | — | 30.0 (29.0–31.0, n=3) | '
+                  '32.2 (31.0–33.5, n=3) | +2.2 |', lines)
     # No NAS-FPN record: no NAS-FPN row.
-    self.assertNotIn('| NAS-FPN |', text)
-    mask = shapes_report.table1(_fixed_records(), 'mask', 'AP')
-    self.assertIn('| FPN | large | 5.0 | 10.0 | 12.5 | +2.5 |', mask.splitlines())
-
-  def test_table1_adapters_columns(self):
-    records = _fixed_records() + [
-        _record('nasfpn_cascade', 'adapters', 'large', 0.37,
-                {'a': 0.3, 'b': 0.5})]
-    lines = shapes_report.table1(records, 'box', 'AP').splitlines()
-    self.assertIn('| NAS-FPN + Cascade | large | — | 30.0 | '
-                  '34.0 (32.0–36.0, n=2) | +4.0 | 37.0 | +3.0 |', lines)
-    self.assertIn('| FPN | large | 10.0 | 20.0 | 25.0 | +5.0 | — | — |',
-                  lines)
-    text = '\n'.join(shapes_report.findings(records))
-    self.assertIn('Adapters (NAS-FPN + Cascade, large upstream): adapters − '
-                  'freeze box AP = +3.0', text)
+    self.assertNotIn('| Faster R-CNN NAS-FPN |', '\n'.join(lines))
 
   def test_table3_numbers(self):
     lines = shapes_report.table3(_fixed_records()).splitlines()
-    self.assertIn('| FPN | finetune | 4.00 | 3.00 | 75.0 | 6.0 | 0.500 | '
+    self.assertIn(f'| {_FPN} | finetune | 4.00 | 3.00 | 75.0 | 6.0 | 0.500 | '
                   '0.50 | 2.00 |', lines)
     # Medians over both upstreams: steps 0.4 and 0.5, RSS 1 and 2 GB.
-    self.assertIn('| FPN | freeze | 4.00 | 1.00 | 25.0 | 3.0 | 0.450 | '
+    self.assertIn(f'| {_FPN} | freeze | 4.00 | 1.00 | 25.0 | 3.0 | 0.450 | '
                   '0.38 | 1.50 |', lines)
 
   def test_relative_per_class(self):
@@ -95,39 +112,68 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertAllClose(np.array(curves['freeze']), [[3, 20.0], [40, 0.0]])
     self.assertAllClose(np.array(curves['scratch']), [[3, -10.0], [40, -10.0]])
 
-  def test_findings_read_the_numbers(self):
-    text = '\n'.join(shapes_report.findings(_fixed_records()))
-    self.assertIn('Upstream size (FPN): freeze − finetune = -3.0 (small) vs '
-                  '+5.0 (large)', text)
-    self.assertIn('Here: yes.', text)
-    # Medians over both upstreams: step (0.4, 0.5) vs (0.5, 0.5); RSS
-    # (1024, 2048) vs (2048, 2048).
-    # TF peak (256, 512) vs (512, 512).
-    self.assertIn('Resources (FPN): freeze / finetune = 0.90 step time, 0.75 '
-                  'TF peak memory, 0.75 peak RSS, 0.50 training FLOPs per '
-                  'step', text)
-    self.assertIn('box AP 32.0, 36.0 (range 4.0)', text)
+  def test_claims_pair_by_seed_with_a_hand_computed_interval(self):
+    found = shapes_report.claims(_fixed_records())
 
-  def test_writes_every_artefact(self):
+    def claim(start):
+      (match,) = [c for c in found if c['claim'].startswith(start)]
+      return match
+
+    cascade = claim('With enough capacity')
+    self.assertEqual(cascade['seeds'], [0, 1, 2])
+    self.assertAllClose(cascade['differences'], [2.0, 2.5, 2.0])
+    # Mean 2.1667, sd 0.288675, t(0.975, 2 df) 4.302653: half 0.717109.
+    self.assertAllClose(cascade['difference_mean'], 2.166667, atol=1e-6)
+    self.assertAllClose(cascade['interval'], [1.449558, 2.883776], atol=1e-6)
+    self.assertEqual(cascade['verdict'], 'reproduced')
+    # APr gains +4, +6, +5 minus APf gains +1: 3, 5, 4; mean 4, sd 1, half
+    # 4.302653 / sqrt(3) = 2.484138.
+    rare = claim('Freezing helps rare classes most')
+    self.assertAllClose(rare['differences'], [3.0, 5.0, 4.0])
+    self.assertAllClose(rare['interval'], [1.515862, 6.484138], atol=1e-6)
+    # FPN has one seed: no interval, inconclusive.
+    fpn = claim('With an FPN')
+    self.assertAllClose(fpn['differences'], [5.0])
+    self.assertEqual((fpn['interval'], fpn['verdict']), (None, 'inconclusive'))
+    # The capacity claim needs FPN and Cascade of the same seed: seed 0.
+    self.assertEqual(claim('The gain from freezing grows')['seeds'], [0])
+    # No adapters, scratch or small-upstream Cascade runs: those claims are
+    # absent.
+    self.assertLen(found, 4)
+    self.assertEmpty([c for c in found if c['claim'].startswith(
+        ('Residual adapters', 'A larger upstream', 'Pre-trained'))])
+
+  def test_summary_json_and_every_artefact(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    context = {'command': 'python -m x', 'scale': {'detection_train': 1,
-                                                   'detection_val': 1,
-                                                   'detector_steps': 1,
-                                                   'upstream_steps': 1},
-               'machine': {'cpus': 2, 'processor': 'x86_64',
-                           'memory_gb': 24, 'python': '3.11',
-                           'tensorflow': '2.20'},
-               'stage_seconds': {'data': 60.0, 'run': 120.0},
-               'this_invocation_seconds': 180.0,
-               'upstream': {'large': {'images': 10, 'accuracy': 0.5}},
-               'annotations': {'a': 3, 'b': 40}}
-    shapes_report.write_report(_fixed_records(), context, report_dir)
+    shapes_report.write_report(_fixed_records(), _context(), report_dir)
     for name in ('table1.md', 'table3.md', 'figure1.png', 'figure4.png',
-                 'README.md'):
+                 'README.md', 'summary.json'):
       self.assertGreater(os.path.getsize(os.path.join(report_dir, name)), 0)
+    with open(os.path.join(report_dir, 'summary.json')) as f:
+      summary = json.load(f)
+    # 11 runs x 30 s + 3 upstreams x 15 s.
+    self.assertAllClose(summary['wall_minutes'], 6.25)
+    self.assertEqual(summary['upstream'], {'small': [0.6],
+                                           'large': [0.91, 0.93]})
+    cell = [c for c in summary['cells']
+            if c['capacity'] == 'nasfpn_cascade' and c['strategy'] == 'freeze']
+    self.assertEqual(cell, [{'capacity': 'nasfpn_cascade',
+                             'strategy': 'freeze', 'upstream': 'large',
+                             'seeds': [0, 1, 2],
+                             'box_ap': [0.32, 0.335, 0.31],
+                             'box_apr': [0.14, 0.16, 0.15]}])
+    self.assertEqual(summary['claims'],
+                     json.loads(json.dumps(
+                         shapes_report.claims(_fixed_records()))))
+    for claim in summary['claims']:
+      self.assertEqual(set(claim), {'claim', 'seeds', 'differences',
+                                    'difference_mean', 'interval',
+                                    'expected_sign', 'verdict'})
     with open(os.path.join(report_dir, 'README.md')) as f:
       readme = f.read()
-    self.assertIn('Wall time of all stages: 3.0 min (8 detector runs', readme)
+    self.assertIn('Wall time of all stages: 6.2 min (11 detector runs', readme)
+    self.assertIn('| +2.0, +2.5, +2.0 | +2.2 | [+1.4, +2.9] | reproduced |',
+                  readme)
 
 
 class GridTest(tf.test.TestCase):
@@ -139,61 +185,84 @@ class GridTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'scratch takes no upstream'):
       shapes_grid.Run('fpn', 'scratch', 'large')
 
-  def test_default_grid(self):
+  def test_default_grid_seeds(self):
     runs = shapes_grid.SCALES['default'].grid()
     names = [r.name for r in runs]
     self.assertLen(set(names), len(names))
-    self.assertEqual(sum(r.strategy == 'scratch' for r in runs), 3)
-    # scratch per capacity, finetune/freeze per capacity and upstream, and
-    # one adapters cell (most capacity, large upstream).
-    self.assertEqual(sum(r.repeat == 0 for r in runs), 3 + 3 * 2 * 2 + 1)
-    self.assertEqual([r.name for r in runs if r.strategy == 'adapters'],
-                     ['nasfpn_cascade_adapters_large_r0'])
+    seeds = {}
+    for run in runs:
+      seeds.setdefault((run.capacity, run.strategy, run.upstream),
+                       []).append(run.seed)
+    for capacity in ('fpn', 'nasfpn', 'nasfpn_cascade'):
+      for strategy in ('finetune', 'freeze'):
+        self.assertEqual(seeds[(capacity, strategy, 'large')], [0, 1, 2])
+        self.assertEqual(seeds[(capacity, strategy, 'small')], [0, 1])
+      self.assertEqual(seeds[(capacity, 'scratch', None)], [0, 1])
+    self.assertEqual(seeds[('nasfpn_cascade', 'adapters', 'large')], [0, 1])
+    self.assertLen(runs, 3 * (6 + 4 + 2) + 2)
 
-  def test_quick_mode_runs_resumes_and_reports(self):
+  def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
-    report_dir = os.path.join(output_dir, 'report')
-    grid = shapes_grid.ShapesGrid(output_dir, shapes_grid.SCALES['quick'],
-                                  report_dir, 'python -m quick')
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    scale = shapes_grid.SCALES['quick']
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      result = grid.run()
+      result = shapes_grid.ShapesGrid(output_dir, scale, report_dir,
+                                      'python -m quick').run()
     printed = out.getvalue()
-    self.assertIn('[2/2 fpn_freeze_large_r0] finished in', printed)
+    self.assertIn('[4/4 fpn_freeze_large_s1] finished in', printed)
     records = result['records']
     self.assertEqual([r['name'] for r in records],
-                     ['fpn_finetune_large_r0', 'fpn_freeze_large_r0'])
+                     ['fpn_finetune_large_s0', 'fpn_freeze_large_s0',
+                      'fpn_finetune_large_s1', 'fpn_freeze_large_s1'])
     for record in records:
       self.assertLen(record['results']['box']['per_class'], 40)
-      self.assertBetween(record['results']['box']['AP'], 0.0, 1.0)
-      self.assertGreater(record['resources']['peak_rss_mb'], 100)
+      self.assertNotIn('mask', record['results'])  # Box-only detectors.
       self.assertGreater(record['resources']['median_step_seconds'], 0)
       run_dir = os.path.join(output_dir, 'runs', record['name'])
       with open(os.path.join(run_dir, 'command.txt')) as f:
-        self.assertIn('-m backbone_reuse.train --experiment=shapes_maskrcnn',
-                      f.read())
-    finetune, freeze = records
-    # Freezing: fewer trained parameters and no backbone backward pass.
+        command = f.read()
+      self.assertIn('--experiment=shapes_fasterrcnn', command)
+      self.assertIn(f"--seed={record['run']['seed']}", command)
+      # Each seed's runs start from that seed's upstream.
+      with open(os.path.join(run_dir, 'params.yaml')) as f:
+        self.assertIn(f"upstream_large_s{record['run']['seed']}", f.read())
+    finetune, freeze = records[:2]
     self.assertLess(freeze['parameters']['trainable_params'],
                     finetune['parameters']['trainable_params'])
-    self.assertEqual(freeze['parameters']['total_params'],
-                     finetune['parameters']['total_params'])
-    # No backbone gradients when frozen: less backward work.
-    flops = [r['flops_per_step'] for r in records]
-    self.assertLess(flops[1]['backward'], flops[0]['backward'])
-    self.assertLess(flops[1]['total'], flops[0]['total'])
-    for name in ('table1.md', 'table3.md', 'figure1.png', 'figure4.png',
-                 'README.md'):
-      self.assertTrue(os.path.isfile(os.path.join(report_dir, name)), name)
-    with open(os.path.join(report_dir, 'table1.md')) as f:
-      table = f.read()
-    ap = [100 * r['results']['box']['AP'] for r in records]
-    self.assertIn(f'| FPN | large | — | {ap[0]:.1f} | {ap[1]:.1f} |', table)
+    self.assertLess(freeze['flops_per_step']['backward'],
+                    finetune['flops_per_step']['backward'])
+    # The report reads the records: per-seed differences, paired.
+    with open(os.path.join(report_dir, 'summary.json')) as f:
+      summary = json.load(f)
+    self.assertLen(summary['upstream']['large'], 2)
+    (fpn_claim,) = summary['claims']
+    self.assertEqual(fpn_claim['seeds'], [0, 1])
+    self.assertAllClose(fpn_claim['differences'], [
+        100 * (records[i + 1]['results']['box']['AP'] -
+               records[i]['results']['box']['AP']) for i in (0, 2)])
+    self.assertLen(fpn_claim['interval'], 2)
 
-    # A rerun redoes nothing and reports the same numbers.
+    # A fresh clone: another output dir, the committed records only. Nothing
+    # is generated or trained, and the same records are reported.
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      again = shapes_grid.ShapesGrid(output_dir, shapes_grid.SCALES['quick'],
-                                     report_dir).run()
-    self.assertEqual(out.getvalue().count('done in an earlier run'), 4)
+      again = shapes_grid.ShapesGrid(
+          os.path.join(self.get_temp_dir(), 'fresh'), scale, report_dir).run()
+    printed = out.getvalue()
+    self.assertEqual(printed.count('committed result reused'), 4)
+    self.assertNotIn('[data]', printed)
     self.assertEqual(again['records'], records)
+
+    # A changed run (another detector schedule) is not taken for the
+    # committed one.
+    grid = shapes_grid.ShapesGrid(output_dir, scale, report_dir)
+    changed = shapes_grid.ShapesGrid(
+        output_dir, dataclasses.replace(scale, detector_steps=12), report_dir)
+    run = scale.grid()[0]
+    self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
+    self.assertIsNone(changed.committed(run.name, changed.key(run)))
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -11,7 +11,7 @@ from pycocotools import coco
 import tensorflow as tf
 
 from backbone_reuse.data import coco_tfrecord
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world as shapes_world
 
 _WEIGHTS = shapes_world.long_tail_weights(0)
 

@@ -20,7 +20,7 @@ from PIL import Image
 from PIL import ImageDraw
 
 from backbone_reuse.data import coco_tfrecord
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world as shapes_world
 
 _SPLITS = {'train': (64, 0), 'val': (16, 1)}  # split: (images, seed)
 CLASSES = ('square', 'triangle', 'circle')

@@ -1,12 +1,10 @@
-"""Writes the Shapes grid's report: Tables 1 and 3, Figures 1 and 4, README.
+"""Writes the Shapes grid's report: Tables 1 and 3, Figures 1 and 4, the
+paper's claims with intervals, summary.json; and the learning curves.
 
-Input: one record per run (what shapes_grid writes to each run's
-results.json) and a context dict (command, machine, timings, upstream
-accuracy, training annotations per class). Everything printed comes from
+Input: one record per run (what shapes/grid.py commits to
+REPORT_DIR/runs/NAME.json) and a context dict (command, machine, upstream
+records, training annotations per class). Everything printed comes from
 those records; nothing is typed in.
-
-  python -m backbone_reuse.experiments.shapes_report \
-      --grid_json=runs/shapes_grid/grid.json --report_dir=experiments/shapes/report
 """
 import collections
 import json
@@ -20,13 +18,14 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt
 import numpy as np
 
+from backbone_reuse.analysis import intervals
 from backbone_reuse.evaluation import stratified
+from backbone_reuse.shapes.experiments import CAPACITIES
+from backbone_reuse.shapes.experiments import CAPACITY_TITLES
+from backbone_reuse.shapes.experiments import UPSTREAMS
 
-CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
-CAPACITY_TITLES = {'fpn': 'FPN', 'nasfpn': 'NAS-FPN',
-                   'nasfpn_cascade': 'NAS-FPN + Cascade'}
-STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
-UPSTREAMS = ('small', 'large')
+SUMMARY = 'summary.json'
+
 
 # -- aggregation ----------------------------------------------------------------
 def _key(record) -> Tuple[str, str, Optional[str]]:
@@ -35,7 +34,7 @@ def _key(record) -> Tuple[str, str, Optional[str]]:
 
 
 def group(records: List[Dict]) -> Dict[Tuple, List[Dict]]:
-  """Records by (capacity, strategy, upstream); repeats together."""
+  """Records by (capacity, strategy, upstream); seeds together."""
   groups = collections.defaultdict(list)
   for record in records:
     groups[_key(record)].append(record)
@@ -196,7 +195,7 @@ def relative_per_class(records_by_strategy: Dict[str, List[Dict]],
                        reference: List[Dict],
                        annotations: Dict[str, int]):
   """(annotations, AP - reference AP) per class with a defined AP, per
-  strategy; per-class APs are averaged over repeats first."""
+  strategy; per-class APs are averaged over seeds first."""
   def mean_per_class(runs):
     classes = runs[0]['results']['box']['per_class']
     return {c: _mean([r['results']['box']['per_class'][c] for r in runs])
@@ -334,26 +333,146 @@ def findings(records: List[Dict]) -> List[str]:
             f'- Adapters ({CAPACITY_TITLES[capacity]}, {upstream} upstream): '
             f'adapters − freeze box AP = {delta:+.1f}; the paper (Table 7): '
             '+1.2 (ImageNet), +0.8 (JFT-300M).')
-  repeated = {k: v for k, v in groups.items() if len(v) > 1}
-  for (capacity, strategy, upstream), runs in sorted(
-      repeated.items(), key=lambda kv: str(kv[0])):
-    values = [100 * v for v in metric(runs, 'box', 'AP')]
-    lines.append(
-        f'- Noise: {CAPACITY_TITLES[capacity]} {strategy} ({upstream} '
-        f'upstream), {len(values)} runs: box AP '
-        f'{", ".join(f"{v:.1f}" for v in values)} (range '
-        f'{max(values) - min(values):.1f}).')
   return lines
 
 
+# -- claims, with intervals over seeds ------------------------------------------
+# Each claim: a per-seed difference of box AP x 100 and the sign the paper
+# expects. A difference is built from cells (capacity, strategy, upstream)
+# and a metric; seeds present in every cell it needs are paired.
+CLAIMS = (
+    {'claim': 'With enough capacity (Cascade R-CNN NAS-FPN, large upstream), '
+              'freezing beats fine-tuning (paper Table 1: +0.7 / +1.7)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP')],
+     'sign': +1},
+    {'claim': 'With an FPN (large upstream), freezing loses to fine-tuning '
+              '(paper Table 3: -6.5)',
+     'terms': [(+1, 'fpn', 'freeze', 'large', 'AP'),
+               (-1, 'fpn', 'finetune', 'large', 'AP')],
+     'sign': -1},
+    {'claim': 'The gain from freezing grows with capacity: (freeze - '
+              'finetune) of Cascade R-CNN NAS-FPN minus that of FPN (large '
+              'upstream)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP'),
+               (-1, 'fpn', 'freeze', 'large', 'AP'),
+               (+1, 'fpn', 'finetune', 'large', 'AP')],
+     'sign': +1},
+    {'claim': 'A larger upstream helps freezing more: (freeze - finetune) '
+              'with the large minus the small upstream (Cascade R-CNN '
+              'NAS-FPN; paper Table 2: JFT-300M vs ImageNet)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'freeze', 'small', 'AP'),
+               (+1, 'nasfpn_cascade', 'finetune', 'small', 'AP')],
+     'sign': +1},
+    {'claim': 'Freezing helps rare classes most: (freeze - finetune) on APr '
+              'minus on APf (Cascade R-CNN NAS-FPN, large upstream; paper '
+              'Tables 5-6, Figure 4)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'APr'),
+               (-1, 'nasfpn_cascade', 'finetune', 'large', 'APr'),
+               (-1, 'nasfpn_cascade', 'freeze', 'large', 'APf'),
+               (+1, 'nasfpn_cascade', 'finetune', 'large', 'APf')],
+     'sign': +1},
+    {'claim': 'Pre-trained and frozen beats training from scratch (Cascade '
+              'R-CNN NAS-FPN, large upstream; paper Table 2)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'scratch', None, 'AP')],
+     'sign': +1},
+    {'claim': 'Residual adapters on the frozen backbone help further '
+              '(Cascade R-CNN NAS-FPN, large upstream; paper Table 7: +1.2)',
+     'terms': [(+1, 'nasfpn_cascade', 'adapters', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'freeze', 'large', 'AP')],
+     'sign': +1},
+)
+
+
+def _by_seed(records: List[Dict]) -> Dict[Tuple, Dict[int, Dict]]:
+  cells = collections.defaultdict(dict)
+  for record in records:
+    run = record['run']
+    cells[(run['capacity'], run['strategy'], run['upstream'])][
+        run['seed']] = record
+  return cells
+
+
+def claims(records: List[Dict]) -> List[Dict]:
+  """Each claim whose cells have at least one common seed: the per-seed
+  differences, their mean and 95 % interval, and the verdict."""
+  cells = _by_seed(records)
+  out = []
+  for claim in CLAIMS:
+    needed = [cells.get(term[1:4], {}) for term in claim['terms']]
+    seeds = sorted(set.intersection(*(set(c) for c in needed)))
+    if not seeds:
+      continue
+    per_seed = [
+        100 * sum(sign * cells[(capacity, strategy, upstream)][seed][
+            'results']['box'][name]
+                  for sign, capacity, strategy, upstream, name
+                  in claim['terms'])
+        for seed in seeds]
+    result = intervals.paired_interval(per_seed, [0.0] * len(per_seed))
+    out.append({
+        'claim': claim['claim'],
+        'seeds': seeds,
+        'differences': per_seed,
+        'difference_mean': result['difference_mean'],
+        'interval': result['interval'],
+        'expected_sign': claim['sign'],
+        'verdict': intervals.verdict(result['interval'], claim['sign']),
+    })
+  return out
+
+
+def claims_table(found: List[Dict]) -> str:
+  lines = ['| claim | seeds | difference per seed (AP × 100) | mean | 95 % '
+           'interval | verdict |', '|---|---|---|---|---|---|']
+  for claim in found:
+    interval = claim['interval']
+    lines.append(
+        f"| {claim['claim']} | {len(claim['seeds'])} | "
+        f"{', '.join(f'{d:+.1f}' for d in claim['differences'])} | "
+        f"{claim['difference_mean']:+.1f} | "
+        + (f'[{interval[0]:+.1f}, {interval[1]:+.1f}]' if interval else '—')
+        + f" | {claim['verdict']} |")
+  return '\n'.join(lines)
+
+
+def wall_minutes(records: List[Dict], upstream: List[Dict]) -> float:
+  """Minutes of every stage behind the report (each run and upstream
+  records its own, wherever and whenever it ran)."""
+  return sum(r['seconds'] for r in [*records, *upstream]) / 60
+
+
+def summary(records: List[Dict], context: Dict) -> Dict:
+  """What summary.json holds: upstream top-1 per seed, per-cell box AP and
+  APr per seed, and the claims."""
+  upstream = {size: [u['top1'] for u in sorted(context['upstream'],
+                                                key=lambda u: u['seed'])
+                     if u['upstream'] == size] for size in UPSTREAMS}
+  cells = []
+  for (capacity, strategy, size), by_seed in sorted(
+      _by_seed(records).items(), key=lambda kv: str(kv[0])):
+    seeds = sorted(by_seed)
+    cells.append({
+        'capacity': capacity, 'strategy': strategy, 'upstream': size,
+        'seeds': seeds,
+        'box_ap': [by_seed[s]['results']['box']['AP'] for s in seeds],
+        'box_apr': [by_seed[s]['results']['box']['APr'] for s in seeds]})
+  return {'wall_minutes': wall_minutes(records, context['upstream']),
+          'upstream': upstream, 'cells': cells, 'claims': claims(records)}
+
+
 def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
-  """Writes table1.md, table3.md, figure1.png, figure4.png and README.md."""
+  """Writes table1.md, table3.md, figure1.png, figure4.png, README.md and
+  summary.json."""
   os.makedirs(report_dir, exist_ok=True)
-  note = ('Box / mask AP × 100 on the Shapes-world val set. Cells with '
-          'several runs show mean (min–max, n).')
+  note = ('Box AP × 100 on the Shapes-world val set. Cells with several '
+          'seeds show mean (min–max, n).')
   sections = [('Box AP', 'box', 'AP'), ('Box AP50', 'box', 'AP50'),
-              ('Mask AP', 'mask', 'AP'), ('Box APr (rare classes)', 'box',
-                                          'APr'),
+              ('Box APr (rare classes)', 'box', 'APr'),
               ('Box APc (common classes)', 'box', 'APc'),
               ('Box APf (frequent classes)', 'box', 'APf')]
   text = ['# Table 1 analogue: strategy × detector capacity × upstream', '',
@@ -372,43 +491,90 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
       'training loops after the first; peak RSS of the training process.',
       '', table3(records), '']))
   figure1(records, os.path.join(report_dir, 'figure1.png'))
-  figure4(records, context['annotations'],
+  figure4(records, {name: c['instances']
+                    for name, c in context['annotations'].items()},
           os.path.join(report_dir, 'figure4.png'))
   _write(report_dir, 'README.md', readme(records, context))
+  _write(report_dir, SUMMARY,
+         json.dumps(summary(records, context), indent=1) + '\n')
 
 
 def readme(records: List[Dict], context: Dict) -> str:
   machine = context['machine']
   scale = context['scale']
-  total = sum(context['stage_seconds'].values())
-  upstream = ', '.join(
-      f'{k}: {v["images"]} images, top-1 {v["accuracy"]:.3f}'
-      for k, v in sorted(context['upstream'].items()))
+  upstream = '; '.join(
+      f"{u['upstream']} seed {u['seed']}: {u['images']} images, top-1 "
+      f"{u['top1']:.3f}" for u in sorted(
+          context['upstream'], key=lambda u: (u['upstream'], u['seed'])))
   return '\n'.join([
       '# Shapes-world mini-reproduction of Tables 1 and 3, Figures 1 and 4',
       '',
-      'Produced by one command (resumable; finished runs are kept):',
+      'Produced by one command (resumable; finished runs are kept in '
+      '[runs/](runs/)):',
       '',
       f'    {context["command"]}',
       '',
       f'Machine: {machine["cpus"]} CPUs ({machine["processor"]}), '
       f'{machine["memory_gb"]} GB RAM, Python {machine["python"]}, '
       f'TensorFlow {machine["tensorflow"]}. Wall time of all stages: '
-      f'{total / 60:.1f} min ({len(records)} detector runs; the last '
-      f'invocation took {context["this_invocation_seconds"] / 60:.1f} min).',
+      f'{wall_minutes(records, context["upstream"]):.1f} min '
+      f'({len(records)} detector runs; the last invocation took '
+      f'{context["this_invocation_seconds"] / 60:.1f} min).',
       '',
       f'Scale: {scale["detection_train"]} train / {scale["detection_val"]} '
       f'val detection images, {scale["detector_steps"]} detector steps per '
       f'run; upstream {scale["upstream_steps"]} steps ({upstream}).',
       '',
       'Files: [table1.md](table1.md), [table3.md](table3.md), '
-      '[figure1.png](figure1.png), [figure4.png](figure4.png).',
+      '[figure1.png](figure1.png), [figure4.png](figure4.png), '
+      f'[{SUMMARY}]({SUMMARY}).',
       '',
-      '## The paper\'s claims against these numbers',
+      '## The paper\'s claims, paired by seed',
+      '',
+      'Each difference is computed per seed (freeze and fine-tune runs of a '
+      'seed start from the same upstream checkpoint); the interval is '
+      'Student\'s t 95 % interval of the mean. Reproduced: the interval '
+      'lies on the side of 0 the paper reports; contradicted: on the other '
+      'side; inconclusive: it contains 0 (or one seed only).',
+      '',
+      claims_table(claims(records)),
+      '',
+      '## Further readings of the numbers',
       '',
       *findings(records),
       '',
   ])
+
+
+def learning_curves(records: List[Dict]) -> str:
+  """Box AP at each evaluated step, per run, and what the last quarter
+  added."""
+  lines = ['| detector | strategy | ' + ' | '.join(
+      f"step {p['step']}" for p in records[0]['curve']) +
+           ' | last quarter adds |',
+           '|---|---|' + '---|' * (len(records[0]['curve']) + 1)]
+  for record in records:
+    points = [100 * p['box']['AP'] for p in record['curve']]
+    run = record['run']
+    lines.append(
+        f"| {CAPACITY_TITLES[run['capacity']]} | {run['strategy']} | "
+        + ' | '.join(f'{v:.1f}' for v in points)
+        + f' | {points[-1] - points[-2]:+.1f} |')
+  return '\n'.join(lines)
+
+
+def write_curve(records: List[Dict], context: Dict, report_dir: str) -> None:
+  """curve.md: the learning curves the grid's schedule is chosen from."""
+  os.makedirs(report_dir, exist_ok=True)
+  scale = context['scale']
+  _write(report_dir, 'curve.md', '\n'.join([
+      '# Learning curves of the Shapes grid (box AP × 100, val)', '',
+      f'Produced by `{context["command"]}`: {scale["detector_steps"]} steps '
+      f'of batch 8 on {scale["detection_train"]} images, large upstream, '
+      'seed 0, evaluated at every quarter of the schedule (the schedule '
+      'anneals over the whole run, so earlier points are not shorter '
+      'schedules). A schedule is long enough when the last quarter adds '
+      'less than 1 AP.', '', learning_curves(records), '']))
 
 
 def _write(directory: str, name: str, text: str) -> None:
@@ -416,21 +582,3 @@ def _write(directory: str, name: str, text: str) -> None:
   with open(path + '.tmp', 'w') as f:
     f.write(text)
   os.replace(path + '.tmp', path)
-
-
-def main(argv):
-  del argv
-  with open(FLAGS.grid_json) as f:
-    grid = json.load(f)
-  write_report(grid['records'], grid['context'], FLAGS.report_dir)
-
-
-if __name__ == '__main__':
-  from absl import app
-  from absl import flags
-  flags.DEFINE_string('grid_json', 'runs/shapes_grid/grid.json',
-                      'What shapes_grid wrote.')
-  flags.DEFINE_string('report_dir', 'experiments/shapes/report',
-                      'Where the report goes.')
-  FLAGS = flags.FLAGS
-  app.run(main)

@@ -1,4 +1,4 @@
-"""Shapes-world experiments: upstream classification and downstream Mask R-CNN.
+"""Shapes-world experiments: upstream classification and downstream detectors.
 
 Both share one backbone config (ResNet-18 at half width, same normalisation
 and activation), so the classifier's checkpoint restores into the detector
@@ -17,9 +17,17 @@ from official.vision.configs import image_classification
 from official.vision.configs import maskrcnn as maskrcnn_config
 
 from backbone_reuse.configs import detection
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world
 
 DATA_DIR = os.path.join('runs', 'demo', 'data')
+# The grid's axes (the paper's Table 1): detector capacity above the backbone
+# (configs/shapes/capacity/NAME.yaml), backbone strategy
+# (configs/strategies/NAME.yaml) and upstream set size.
+CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
+CAPACITY_TITLES = {'fpn': 'Faster R-CNN FPN', 'nasfpn': 'Faster R-CNN NAS-FPN',
+                   'nasfpn_cascade': 'Cascade R-CNN NAS-FPN'}
+STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
+UPSTREAMS = ('small', 'large')
 
 
 def backbone() -> backbones.Backbone:
@@ -63,7 +71,7 @@ def _trainer(train_steps: int, learning_rate: float, validation_steps: int):
 @exp_factory.register_config_factory('shapes_classification')
 def shapes_classification() -> cfg.ExperimentConfig:
   """Upstream pretraining: 40-way classification of 64x64 Shapes images."""
-  size = shapes_world.CLASSIFICATION_SIZE
+  size = world.CLASSIFICATION_SIZE
   # No random-resized crop: it cuts shapes apart (measured on 3000 images,
   # 1000 steps: val top-1 0.25 with it, 0.66 without).
   data = dict(global_batch_size=64, aug_crop=False, shuffle_buffer_size=2000)
@@ -71,7 +79,7 @@ def shapes_classification() -> cfg.ExperimentConfig:
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
       task=image_classification.ImageClassificationTask(
           model=image_classification.ImageClassificationModel(
-              num_classes=len(shapes_world.CLASSES),
+              num_classes=len(world.CLASSES),
               input_size=[size, size, 3],
               backbone=backbone(),
               norm_activation=norm_activation()),
@@ -88,13 +96,13 @@ def shapes_classification() -> cfg.ExperimentConfig:
       restrictions=['task.train_data.is_training != None'])
 
 
-@exp_factory.register_config_factory('shapes_maskrcnn')
-def shapes_maskrcnn() -> cfg.ExperimentConfig:
-  """Downstream: Mask R-CNN on long-tailed 128x128 Shapes scenes."""
-  size = shapes_world.DETECTION_SIZE
+def _detector(include_mask: bool) -> cfg.ExperimentConfig:
+  """Downstream: a two-stage detector on long-tailed 128x128 Shapes scenes;
+  its capacity (decoder, cascade) comes from configs/shapes/capacity/."""
+  size = world.DETECTION_SIZE
   det_dir = os.path.join(DATA_DIR, 'detection')
   model = detection.MaskRCNN(
-      num_classes=len(shapes_world.CLASSES) + 1,
+      num_classes=len(world.CLASSES) + 1,
       input_size=[size, size, 3],
       min_level=3,
       max_level=5,
@@ -111,6 +119,7 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
       roi_sampler=maskrcnn_config.ROISampler(num_sampled_rois=64),
       detection_generator=maskrcnn_config.DetectionGenerator(
           max_num_detections=50),
+      include_mask=include_mask,
       mask_head=maskrcnn_config.MaskHead(num_convs=2, num_filters=64),
       mask_sampler=maskrcnn_config.MaskSampler(num_sampled_masks=32),
       norm_activation=norm_activation())
@@ -135,3 +144,16 @@ def shapes_maskrcnn() -> cfg.ExperimentConfig:
       trainer=_trainer(train_steps=1000, learning_rate=0.08,
                        validation_steps=-1),
       restrictions=['task.train_data.is_training != None'])
+
+
+@exp_factory.register_config_factory('shapes_maskrcnn')
+def shapes_maskrcnn() -> cfg.ExperimentConfig:
+  """Mask R-CNN (the demo's detector: boxes and masks)."""
+  return _detector(include_mask=True)
+
+
+@exp_factory.register_config_factory('shapes_fasterrcnn')
+def shapes_fasterrcnn() -> cfg.ExperimentConfig:
+  """Box-only Faster (or, with a cascade capacity, Cascade) R-CNN: the
+  paper's Table 1 detectors, which report box AP (the grid's detector)."""
+  return _detector(include_mask=False)

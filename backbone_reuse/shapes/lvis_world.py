@@ -1,9 +1,9 @@
 r"""The Shapes world's detection set as LVIS-format data, end to end.
 
-  python -m backbone_reuse.data.shapes_lvis --output_dir=runs/shapes_lvis
+  python -m backbone_reuse.shapes.lvis_world --output_dir=runs/shapes_lvis
 
 writes train/ and val/ (JPEGs + LVIS-format annotations.json, see
-shapes_world) and converts both with the LVIS converter (lvis_tfrecord), so
+world.py) and converts both with the LVIS converter (lvis_tfrecord), so
 `backbone_reuse_maskrcnn_lvis` runs on a laptop exactly as it runs on LVIS.
 """
 import os
@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 
 from backbone_reuse.data import lvis_tfrecord
-from backbone_reuse.data import shapes_world
+from backbone_reuse.shapes import world
 
 
 def make(output_dir: str, train_images: int = 200, val_images: int = 50,
@@ -23,13 +23,13 @@ def make(output_dir: str, train_images: int = 200, val_images: int = 50,
     {'train', 'val': TFRecord globs, 'train_annotations',
      'val_annotations': LVIS-format JSON paths}.
   """
-  weights = shapes_world.long_tail_weights(seed)
+  weights = world.long_tail_weights(seed)
   frequencies = None
   paths = {}
   for split, num_images, split_seed in (('train', train_images, seed + 1),
                                         ('val', val_images, seed + 2)):
     annotation_file, image_dir, frequencies = (
-        shapes_world.write_detection_split(
+        world.write_detection_split(
             os.path.join(output_dir, split), num_images, split_seed, weights,
             frequencies))
     paths[split] = lvis_tfrecord.convert(

@@ -1,1 +1,0 @@
-"""Drivers that reproduce the paper's tables and figures (in miniature)."""

@@ -1,0 +1,436 @@
+r"""The paper's Table 1 (and Table 3, Figures 1 and 4) in miniature, on a CPU.
+
+  python -m backbone_reuse.shapes.grid [--output_dir=runs/shapes_grid] \
+      [--report_dir=experiments/shapes/report]
+  python -m backbone_reuse.shapes.grid --curve   # learning curves
+  python -m backbone_reuse.shapes.grid --quick   # tiny; what the tests run
+
+The grid (one Shapes world; the same schedule in every cell):
+  capacity  fpn | nasfpn | nasfpn_cascade    box-only Faster / Cascade R-CNN
+                                             (configs/shapes/capacity/)
+  strategy  scratch | finetune | freeze      configs/strategies/
+            (+ adapters: the most capacity, large upstream; Table 7)
+  upstream  small | large                    Shapes classification sets
+  seed      0-2 for (every capacity, large upstream, finetune | freeze),
+            0-1 for every other cell
+A detector run with seed s starts from the upstream trained with seed s, so
+freeze and fine-tune runs pair by seed. Every training is
+`python -m backbone_reuse.train` (shapes/runs.py) on committed YAMLs plus a
+per-run overrides.yaml.
+
+`--curve` trains each capacity's finetune and freeze run (large upstream,
+seed 0) with a checkpoint at every quarter of the schedule and evaluates each:
+the learning curve the schedule is chosen from. Those runs are the grid's
+seed-0 runs too (a run's identity ignores checkpointing).
+
+Resuming: finished stages on disk are not redone (shapes/stages.py), and each
+finished run's small record goes to REPORT_DIR/runs/NAME.json with its config
+key (shapes/runs.py). A run whose committed record has the key the run would
+have now is not trained again, on any machine; so committing REPORT_DIR/runs
+as runs finish lets a fresh clone continue the grid.
+"""
+import dataclasses
+import json
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+# pylint: disable=g-import-not-at-top
+import pathlib
+import platform
+import sys
+import time
+from typing import Dict, List, Optional, Tuple
+
+from absl import app
+from absl import flags
+from official.core import task_factory
+import tensorflow as tf
+import tf_keras
+
+from backbone_reuse import train
+from backbone_reuse.analysis import parameters
+from backbone_reuse.analysis import resources
+from backbone_reuse.shapes import demo
+from backbone_reuse.shapes import experiments
+from backbone_reuse.shapes import report
+from backbone_reuse.shapes import runs
+from backbone_reuse.shapes import stages
+from backbone_reuse.shapes import world
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = REPO / 'configs'
+DETECTOR = 'shapes_fasterrcnn'
+RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
+CURVE_POINTS = 4  # Evaluations of a --curve run: at each quarter.
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One detector training of the grid."""
+  capacity: str
+  strategy: str
+  upstream: Optional[str] = None
+  seed: int = 0
+
+  def __post_init__(self):
+    for field, value, accepted in (
+        ('capacity', self.capacity, experiments.CAPACITIES),
+        ('strategy', self.strategy, experiments.STRATEGIES)):
+      if value not in accepted:
+        raise ValueError(f'{field}={value!r}; accepted: {", ".join(accepted)}')
+    if (self.strategy == 'scratch') != (self.upstream is None):
+      raise ValueError(f'{self.strategy} with upstream={self.upstream!r}: '
+                       'scratch takes no upstream, the others one of '
+                       f'{", ".join(experiments.UPSTREAMS)}')
+    if self.upstream not in (None, *experiments.UPSTREAMS):
+      raise ValueError(f'upstream={self.upstream!r}; accepted: '
+                       f'{", ".join(experiments.UPSTREAMS)}')
+
+  @property
+  def name(self) -> str:
+    parts = [self.capacity, self.strategy, self.upstream, f's{self.seed}']
+    return '_'.join(p for p in parts if p)
+
+  def config_files(self) -> Tuple[str, ...]:
+    return (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
+            str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
+
+
+@dataclasses.dataclass(frozen=True)
+class GridScale:
+  """Data sizes, schedules and which runs."""
+  upstream_small: int
+  upstream_large: int
+  upstream_val: int
+  detection_train: int
+  detection_val: int
+  upstream_steps: int
+  detector_steps: int
+  steps_per_loop: int
+  key_seeds: int = 3  # Every capacity, large upstream, finetune | freeze.
+  other_seeds: int = 2
+  capacities: Tuple[str, ...] = experiments.CAPACITIES
+  adapters: bool = True
+
+  def grid(self) -> List[Run]:
+    found = []
+    for capacity in self.capacities:
+      for seed in range(self.key_seeds):
+        found += [Run(capacity, s, 'large', seed)
+                  for s in ('finetune', 'freeze')]
+      for seed in range(self.other_seeds):
+        found += [Run(capacity, s, 'small', seed)
+                  for s in ('finetune', 'freeze')]
+        found.append(Run(capacity, 'scratch', None, seed))
+    if self.adapters and 'nasfpn_cascade' in self.capacities:
+      found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
+                for seed in range(self.other_seeds)]
+    return found
+
+  def curve(self) -> List[Run]:
+    return [Run(capacity, strategy, 'large', 0)
+            for capacity in self.capacities
+            for strategy in ('finetune', 'freeze')]
+
+
+SCALES = {
+    'default': GridScale(upstream_small=1000, upstream_large=10000,
+                         upstream_val=1000, detection_train=800,
+                         detection_val=200, upstream_steps=1600,
+                         detector_steps=800, steps_per_loop=50),
+    'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
+                       detection_train=40, detection_val=40,
+                       upstream_steps=4, detector_steps=8, steps_per_loop=2,
+                       key_seeds=2, other_seeds=0, capacities=('fpn',),
+                       adapters=False),
+}
+
+
+class ShapesGrid:
+  """Runs the grid's stages under `output_dir`; records and report go to
+  `report_dir`."""
+
+  def __init__(self, output_dir: str, scale: GridScale, report_dir: str,
+               command: str = ''):
+    self.root = os.path.abspath(output_dir)
+    self.scale = scale
+    self.report_dir = os.path.abspath(report_dir)
+    self.command = command
+    # The demo's data stage writes the large upstream set and the detection
+    # set (world seed 0); the grid adds the small upstream set beside them.
+    self.demo = demo.Demo(self.root, demo.Scale(
+        scale.upstream_large, scale.upstream_val, scale.detection_train,
+        scale.detection_val, scale.upstream_steps, scale.detector_steps))
+    self.data = self.demo.data
+    self.data_identity = [dataclasses.asdict(self.demo.scale), 'world seed 0',
+                          scale.upstream_small]
+
+  def path(self, *parts) -> str:
+    return os.path.join(self.root, *parts)
+
+  def record_path(self, name: str) -> str:
+    return os.path.join(self.report_dir, RECORDS, f'{name}.json')
+
+  def committed(self, name: str, key: str) -> Optional[Dict]:
+    """The committed record of `name` if it was made with `key`."""
+    path = self.record_path(name)
+    if not os.path.isfile(path):
+      return None
+    with open(path) as f:
+      record = json.load(f)
+    return record if record.get('key') == key else None
+
+  def _commit(self, name: str, record: Dict) -> None:
+    path = self.record_path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(record, f, indent=1, sort_keys=True)
+    os.replace(path + '.tmp', path)
+
+  # -- data -------------------------------------------------------------------
+  def make_data(self) -> Dict:
+    marker = self.demo.make_data()
+    world.write_classification_tfrecords(
+        os.path.join(self.data, 'upstream_small', 'train'),
+        self.scale.upstream_small, seed=100)
+    marker['records']['upstream_small/train'] = self.scale.upstream_small
+    return marker
+
+  # -- upstream ---------------------------------------------------------------
+  def upstream_name(self, upstream: str, seed: int) -> str:
+    return f'upstream_{upstream}_s{seed}'
+
+  def upstream_training(self, upstream: str, seed: int) -> runs.Training:
+    folder = 'upstream' if upstream == 'large' else 'upstream_small'
+    return runs.Training('shapes_classification', (), {
+        'task': {'train_data': {'input_path': os.path.join(
+                     self.data, folder, 'train-*')},
+                 'validation_data': {'input_path': os.path.join(
+                     self.data, 'upstream', 'val-*')}},
+        'trainer': {'train_steps': self.scale.upstream_steps,
+                    'steps_per_loop': self.scale.steps_per_loop,
+                    'summary_interval': self.scale.steps_per_loop}},
+                         seed=seed)
+
+  def upstream_key(self, upstream: str, seed: int) -> str:
+    return runs.config_key(self.upstream_training(upstream, seed).params(),
+                           self.data_identity)
+
+  def train_upstream(self, upstream: str, seed: int) -> Dict:
+    name = self.upstream_name(upstream, seed)
+    training = self.upstream_training(upstream, seed)
+    runs.train(training, self.path(name), 'train_and_eval', name)
+    with open(self.path(name, train.METRICS_FILENAME)) as f:
+      metrics = json.load(f)['metrics']
+    return {'train_steps': self.scale.upstream_steps, 'metrics': metrics}
+
+  def upstream(self, upstream: str, seed: int, force: bool) -> Dict:
+    """Trains (or finds) an upstream checkpoint; commits its record."""
+    name = self.upstream_name(upstream, seed)
+    marker = stages.run_stage(
+        self.path(name), name, f'pretrain on the {upstream} upstream set',
+        lambda: self.train_upstream(upstream, seed),
+        lambda m: stages.verify_checkpoint(self.path(name), m['train_steps']),
+        resumable=True, force=force)
+    if 'skipped' not in marker or not self.committed(
+        name, self.upstream_key(upstream, seed)):
+      self._commit(name, {
+          'key': self.upstream_key(upstream, seed), 'upstream': upstream,
+          'seed': seed,
+          'images': (self.scale.upstream_large if upstream == 'large'
+                     else self.scale.upstream_small),
+          'top1': marker['metrics'].get('accuracy'),
+          'seconds': marker['seconds']})
+    return marker
+
+  # -- detector runs ----------------------------------------------------------
+  def training(self, run: Run, curve: bool = False) -> runs.Training:
+    detection = os.path.join(self.data, 'detection')
+    steps = self.scale.detector_steps
+    task = {'annotation_file': os.path.join(detection, 'val',
+                                            'annotations.json'),
+            'train_data': {'input_path': detection + '/train-*'},
+            'validation_data': {'input_path': detection + '/val-*'}}
+    if run.upstream:
+      task['init_checkpoint'] = self.path(
+          self.upstream_name(run.upstream, run.seed))
+    every = steps // CURVE_POINTS if curve else steps
+    return runs.Training(DETECTOR, run.config_files(), {
+        'task': task,
+        'trainer': {'train_steps': steps,
+                    'steps_per_loop': min(self.scale.steps_per_loop, every),
+                    'summary_interval': min(self.scale.steps_per_loop, every),
+                    'checkpoint_interval': every,
+                    'max_to_keep': CURVE_POINTS}}, seed=run.seed)
+
+  def key(self, run: Run) -> str:
+    upstream = (self.upstream_key(run.upstream, run.seed) if run.upstream
+                else None)
+    return runs.config_key(_without_checkpointing(self.training(run).params()),
+                           upstream, self.data_identity)
+
+  def train_and_evaluate(self, run: Run, curve: bool) -> Dict:
+    model_dir = self.path('runs', run.name)
+    training = self.training(run, curve)
+    runs.train(training, model_dir, 'train', run.name)
+    results, _ = runs.evaluate(training, model_dir, self.scale.detection_val)
+    points = []
+    if curve:
+      for checkpoint in tf.train.get_checkpoint_state(
+          model_dir).all_model_checkpoint_paths:
+        at, _ = runs.evaluate(training, checkpoint, self.scale.detection_val)
+        points.append({'step': int(checkpoint.rsplit('-', 1)[1]),
+                       'box': _headline(at['box'])})
+    params = training.params()
+    return {
+        'train_steps': params.trainer.train_steps,
+        'record': {
+            'run': dataclasses.asdict(run), 'name': run.name,
+            'results': results, 'curve': points,
+            'parameters': _load(model_dir, parameters.FILENAME),
+            'resources': _load(model_dir, resources.FILENAME),
+            'flops_per_step': self.flops(run),
+            'batch_size': params.task.train_data.global_batch_size}}
+
+  def flops(self, run: Run) -> Dict[str, int]:
+    """Training FLOPs per step. They depend on the model and the batch
+    shape only, so each (capacity, strategy) is counted once and cached."""
+    kind = 'trained' if run.strategy in ('scratch', 'finetune') else (
+        run.strategy)
+    cache = self.path('flops', f'{run.capacity}_{kind}.json')
+    if os.path.isfile(cache):
+      with open(cache) as f:
+        return json.load(f)
+    params = self.training(run).params()
+    task = task_factory.get_task(params.task)
+    model = task.build_model()
+    count = resources.train_step_flops(task, model, params)
+    tf_keras.backend.clear_session()
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    with open(cache, 'w') as f:
+      json.dump(count, f)
+    return count
+
+  def detector(self, run: Run, label: str, curve: bool,
+               force: bool) -> Dict:
+    """One run's record: committed, or trained now (and committed)."""
+    key = self.key(run)
+    record = self.committed(run.name, key)
+    if record and (record['curve'] or not curve):
+      print(f'[{label}] committed result reused ({self.record_path(run.name)}'
+            ').', flush=True)
+      return record
+    if run.upstream:
+      self.upstream(run.upstream, run.seed, force)
+    model_dir = self.path('runs', run.name)
+    marker = stages.run_stage(
+        model_dir, label, 'train and evaluate',
+        lambda: self.train_and_evaluate(run, curve),
+        lambda m: stages.verify_checkpoint(model_dir, m['train_steps']),
+        resumable=True, force=force)
+    record = dict(marker['record'], key=key, seconds=marker['seconds'])
+    self._commit(run.name, record)
+    return record
+
+  # -- driver -----------------------------------------------------------------
+  def run(self, curve: bool = False) -> Dict:
+    """Runs the grid (or its learning-curve runs); writes the report."""
+    start = time.time()
+    os.makedirs(self.root, exist_ok=True)
+    todo = self.scale.curve() if curve else self.scale.grid()
+    keys = {run.name: self.key(run) for run in todo}
+    missing = [r for r in todo if not self.committed(r.name, keys[r.name])
+               or (curve and not self.committed(r.name, keys[r.name])['curve'])]
+    data_redone = False
+    if missing:
+      data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
+                              self.make_data, self.demo.verify_data)
+      data_redone = 'skipped' not in data
+    records = [self.detector(run, f'{index}/{len(todo)} {run.name}', curve,
+                             force=data_redone)
+               for index, run in enumerate(todo, 1)]
+    upstreams = sorted({(r.upstream, r.seed) for r in todo if r.upstream})
+    upstream_records = [self.committed(self.upstream_name(u, s),
+                                       self.upstream_key(u, s))
+                        for u, s in upstreams]
+    context = {
+        'command': self.command,
+        'scale': dataclasses.asdict(self.scale),
+        'machine': _machine(),
+        'this_invocation_seconds': time.time() - start,
+        'upstream': [r for r in upstream_records if r],
+        'annotations': _training_annotations(self.path(
+            'data', 'detection', 'train', 'annotations.json'),
+                                             self.report_dir),
+    }
+    if curve:
+      report.write_curve(records, context, self.report_dir)
+    else:
+      report.write_report(records, context, self.report_dir)
+    print(f'Report written to {self.report_dir}', flush=True)
+    return {'context': context, 'records': records}
+
+
+def _headline(metrics: Dict) -> Dict:
+  return {k: metrics[k] for k in ('AP', 'AP50', 'APr', 'APc', 'APf')}
+
+
+def _without_checkpointing(params):
+  """The config without what only changes when checkpoints and logs are
+  written, not what is computed."""
+  params = params.replace()
+  for field in ('checkpoint_interval', 'max_to_keep', 'steps_per_loop',
+                'summary_interval'):
+    setattr(params.trainer, field, 0)
+  return params
+
+
+def _training_annotations(path: str, report_dir: str) -> Dict:
+  """Per-class training instances and frequency groups (Figure 4), kept
+  beside the records so that a report can be rewritten without the data."""
+  saved = os.path.join(report_dir, RECORDS, 'categories.json')
+  if os.path.isfile(path):
+    with open(path) as f:
+      categories = json.load(f)['categories']
+    os.makedirs(os.path.dirname(saved), exist_ok=True)
+    with open(saved, 'w') as f:
+      json.dump(categories, f, indent=1)
+  with open(saved) as f:
+    categories = json.load(f)
+  return {c['name']: {'instances': c['instance_count'],
+                      'frequency': c['frequency']} for c in categories}
+
+
+def _load(directory: str, filename: str) -> Dict:
+  with open(os.path.join(directory, filename)) as f:
+    return json.load(f)
+
+
+def _machine() -> Dict:
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  return {'cpus': os.cpu_count(), 'memory_gb': round(memory / 2**30, 1),
+          'processor': platform.processor() or platform.machine(),
+          'python': platform.python_version(),
+          'tensorflow': tf.__version__}
+
+
+def main(_):
+  scale = SCALES['quick' if FLAGS.quick else 'default']
+  report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
+  command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
+  ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(FLAGS.curve)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('output_dir', 'runs/shapes_grid',
+                      'Data, checkpoints and logs of every run go here.')
+  flags.DEFINE_string('report_dir', None,
+                      'Records (runs/NAME.json) and the report (default: '
+                      'OUTPUT_DIR/report).')
+  flags.DEFINE_bool('quick', False, 'A tiny grid (what the tests run).')
+  flags.DEFINE_bool('curve', False,
+                    'Only the learning-curve runs: each capacity, finetune '
+                    'and freeze, evaluated at every quarter of the schedule.')
+  FLAGS = flags.FLAGS
+  app.run(main)
