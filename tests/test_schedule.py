@@ -69,6 +69,20 @@ class ScheduleFollowsTrainStepsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(optimizer.warmup.linear.warmup_steps, 1)
     self.assertAllClose(_learning_rate(trainer, 6), 0.0016)
 
+  def test_a_layer_setting_steps_and_learning_rates_still_rescales(self):
+    # Only step counts are taken as the layer's own: a new learning rate
+    # with new steps must not leave a cosine over the old steps.
+    trainer = _resolve(
+        'shapes_classification', [],
+        'trainer.train_steps=1600,'
+        'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'
+        '=0.05').trainer
+    optimizer = trainer.optimizer_config
+    self.assertEqual((optimizer.learning_rate.cosine.decay_steps,
+                      optimizer.learning_rate.cosine.initial_learning_rate),
+                     (1600, 0.05))
+    self.assertGreater(_learning_rate(trainer, 1200), 0.0)
+
   def test_a_layer_setting_steps_and_schedule_is_taken_as_it_is(self):
     trainer = _resolve(
         'shapes_maskrcnn', [],

@@ -3,10 +3,11 @@
 A schedule is written for a number of steps: a cosine decays over
 `decay_steps`, a stepwise schedule drops at `boundaries`, a warm-up lasts
 `warmup_steps`. When a config layer (a YAML or `--params_override`) changes
-`trainer.train_steps` and leaves the schedule alone, every step count of the
-schedule is rescaled by new / old steps, so that a shortened run still warms
-up, decays and anneals where it was meant to, relatively. A layer that sets
-both is taken as it is. After all layers, `check` refuses a schedule that
+`trainer.train_steps` and none of the schedule's step counts (it may change
+its learning rates), every step count of the schedule is rescaled by
+new / old steps, so that a shortened run still warms up, decays and anneals
+where it was meant to, relatively. A layer that sets a step count too is
+taken as it is. After all layers, `check` refuses a schedule that
 cannot anneal within the run.
 """
 from typing import List
@@ -68,24 +69,30 @@ def rescale(trainer, old_steps: int) -> List[str]:
 
 
 def sets_steps_alone(layer: dict) -> bool:
-  """Whether a config layer (as a nested dict) sets train_steps and no
-  learning-rate or warm-up field."""
+  """Whether a config layer (as a nested dict) sets train_steps and none of
+  the schedule's step counts (it may set its learning rates)."""
   trainer = layer.get('trainer') or {}
   optimizer = trainer.get('optimizer_config') or {}
-  return 'train_steps' in trainer and not (
-      'learning_rate' in optimizer or 'warmup' in optimizer)
+  return 'train_steps' in trainer and not any(
+      _sets_step_field(optimizer.get(name) or {})
+      for name in ('learning_rate', 'warmup'))
+
+
+def _sets_step_field(oneof: dict) -> bool:
+  return any(field in (sub or {}) for sub in oneof.values()
+             if isinstance(sub, dict) for field in STEP_FIELDS)
 
 
 def follow(trainer, old_steps: int, layer: dict, source: str) -> None:
-  """After `layer` was applied: rescales the schedule if it set the steps
-  alone (and changed them)."""
+  """After `layer` was applied: rescales the schedule's step counts if it set
+  the steps and none of them (and changed the steps)."""
   if (not sets_steps_alone(layer) or not old_steps
       or trainer.train_steps == old_steps):
     return
   changes = rescale(trainer, old_steps)
   if changes:
-    logging.info('%s sets trainer.train_steps %d -> %d and no schedule: the '
-                 'learning-rate schedule follows it (%s).', source, old_steps,
+    logging.info('%s sets trainer.train_steps %d -> %d and no step count of '
+                 'the schedule: they follow it (%s).', source, old_steps,
                  trainer.train_steps, '; '.join(changes))
 
 
