@@ -74,14 +74,14 @@ class ScheduleFollowsTrainStepsTest(tf.test.TestCase, parameterized.TestCase):
     # with new steps must not leave a cosine over the old steps.
     trainer = _resolve(
         'shapes_classification', [],
-        'trainer.train_steps=1600,'
+        'trainer.train_steps=3200,'
         'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'
-        '=0.05').trainer
+        '=0.1').trainer
     optimizer = trainer.optimizer_config
     self.assertEqual((optimizer.learning_rate.cosine.decay_steps,
                       optimizer.learning_rate.cosine.initial_learning_rate),
-                     (1600, 0.05))
-    self.assertGreater(_learning_rate(trainer, 1200), 0.0)
+                     (3200, 0.1))  # The factory's: 1600, 0.05.
+    self.assertGreater(_learning_rate(trainer, 2400), 0.0)
 
   def test_a_layer_setting_steps_and_schedule_is_taken_as_it_is(self):
     trainer = _resolve(

@@ -288,8 +288,8 @@ class ShapesGrid:
         'record': {
             'run': dataclasses.asdict(run), 'name': run.name,
             'results': results, 'curve': points,
-            'parameters': _load(model_dir, parameters.FILENAME),
-            'resources': _load(model_dir, resources.FILENAME),
+            'parameters': runs.load_json(model_dir, parameters.FILENAME),
+            'resources': runs.load_json(model_dir, resources.FILENAME),
             'flops_per_step': self.flops(run),
             'batch_size': params.task.train_data.global_batch_size}}
 
@@ -400,11 +400,6 @@ def _training_annotations(path: str, report_dir: str) -> Dict:
     categories = json.load(f)
   return {c['name']: {'instances': c['instance_count'],
                       'frequency': c['frequency']} for c in categories}
-
-
-def _load(directory: str, filename: str) -> Dict:
-  with open(os.path.join(directory, filename)) as f:
-    return json.load(f)
 
 
 def _machine() -> Dict:

@@ -129,6 +129,12 @@ def evaluate(training: Training, model_dir: str,
   return results, detections
 
 
+def load_json(directory: str, filename: str) -> Dict:
+  """A JSON file a run wrote (e.g. parameters.json, resources.json)."""
+  with open(os.path.join(directory, filename)) as f:
+    return json.load(f)
+
+
 def _without_paths(tree):
   if isinstance(tree, dict):
     return {k: ('<path>' if k in _PATH_FIELDS and v else _without_paths(v))
