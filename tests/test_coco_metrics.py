@@ -47,6 +47,15 @@ class CocoMetricsTest(tf.test.TestCase):
       for letter in groups:
         self.assertAllClose(metrics[coco_metrics.GROUPS[letter]], 1.0)
 
+  def test_detections_are_not_modified(self):
+    # pycocotools' loadRes adds a polygon `segmentation` to box results;
+    # the caller's list (drawn or written afterwards) must stay as it was.
+    detections = _as_detections(self.ground_truth, 'bbox')
+    before = [dict(d) for d in detections]
+    coco_metrics.evaluate(self.ground_truth, detections, 'bbox')
+    self.assertEqual(detections, before)
+    self.assertNotIn('segmentation', detections[0])
+
   def test_ground_truth_without_info_is_evaluated(self):
     # COCO-format files may leave `info` out; pycocotools' loadRes needs it.
     bare = coco.COCO()

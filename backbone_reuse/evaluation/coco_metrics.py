@@ -43,7 +43,9 @@ def evaluate(ground_truth: coco.COCO, detections: List[Dict],
     # may leave out.
     ground_truth.dataset.setdefault('info', {})
     with contextlib.redirect_stdout(io.StringIO()):
-      results = ground_truth.loadRes(detections)
+      # loadRes writes into the dicts it is given (a box result gains a
+      # polygon `segmentation`, `area`, `id`): give it copies.
+      results = ground_truth.loadRes([dict(d) for d in detections])
       evaluator = cocoeval.COCOeval(ground_truth, results, iou_type)
       evaluator.evaluate()
       evaluator.accumulate()

@@ -165,6 +165,7 @@ class ShapesGrid:
     self.data = self.demo.data
     self.data_identity = [dataclasses.asdict(self.demo.scale), 'world seed 0',
                           scale.upstream_small]
+    self.retrained = set()  # Upstreams (re)trained by this invocation.
 
   def path(self, *parts) -> str:
     return os.path.join(self.root, *parts)
@@ -225,14 +226,16 @@ class ShapesGrid:
       metrics = json.load(f)['metrics']
     return {'train_steps': self.scale.upstream_steps, 'metrics': metrics}
 
-  def upstream(self, upstream: str, seed: int, force: bool) -> Dict:
+  def upstream(self, upstream: str, seed: int, data_redone: bool) -> Dict:
     """Trains (or finds) an upstream checkpoint; commits its record."""
     name = self.upstream_name(upstream, seed)
     marker = stages.run_stage(
         self.path(name), name, f'pretrain on the {upstream} upstream set',
         lambda: self.train_upstream(upstream, seed),
         lambda m: stages.verify_checkpoint(self.path(name), m['train_steps']),
-        resumable=True, force=force)
+        resumable=True, force=data_redone and name not in self.retrained)
+    if 'skipped' not in marker:
+      self.retrained.add(name)
     if 'skipped' not in marker or not self.committed(
         name, self.upstream_key(upstream, seed)):
       self._commit(name, {
@@ -276,12 +279,14 @@ class ShapesGrid:
     runs.train(training, model_dir, 'train', run.name)
     results, _ = runs.evaluate(training, model_dir, self.scale.detection_val)
     points = []
-    if curve:
+    if curve:  # The earlier checkpoints; the last one is `results`.
       for checkpoint in tf.train.get_checkpoint_state(
-          model_dir).all_model_checkpoint_paths:
+          model_dir).all_model_checkpoint_paths[:-1]:
         at, _ = runs.evaluate(training, checkpoint, self.scale.detection_val)
         points.append({'step': int(checkpoint.rsplit('-', 1)[1]),
                        'box': _headline(at['box'])})
+      points.append({'step': self.scale.detector_steps,
+                     'box': _headline(results['box'])})
     params = training.params()
     return {
         'train_steps': params.trainer.train_steps,
@@ -313,7 +318,7 @@ class ShapesGrid:
     return count
 
   def detector(self, run: Run, label: str, curve: bool,
-               force: bool) -> Dict:
+               data_redone: bool) -> Dict:
     """One run's record: committed, or trained now (and committed)."""
     key = self.key(run)
     record = self.committed(run.name, key)
@@ -322,13 +327,16 @@ class ShapesGrid:
             ').', flush=True)
       return record
     if run.upstream:
-      self.upstream(run.upstream, run.seed, force)
+      self.upstream(run.upstream, run.seed, data_redone)
     model_dir = self.path('runs', run.name)
+    # A run on disk is stale if its data or its upstream was made anew.
+    stale = data_redone or (run.upstream and self.upstream_name(
+        run.upstream, run.seed) in self.retrained)
     marker = stages.run_stage(
         model_dir, label, 'train and evaluate',
         lambda: self.train_and_evaluate(run, curve),
         lambda m: stages.verify_checkpoint(model_dir, m['train_steps']),
-        resumable=True, force=force)
+        resumable=True, force=bool(stale))
     record = dict(marker['record'], key=key, seconds=marker['seconds'])
     self._commit(run.name, record)
     return record
@@ -348,7 +356,7 @@ class ShapesGrid:
                               self.make_data, self.demo.verify_data)
       data_redone = 'skipped' not in data
     records = [self.detector(run, f'{index}/{len(todo)} {run.name}', curve,
-                             force=data_redone)
+                             data_redone)
                for index, run in enumerate(todo, 1)]
     upstreams = sorted({(r.upstream, r.seed) for r in todo if r.upstream})
     upstream_records = [self.committed(self.upstream_name(u, s),
