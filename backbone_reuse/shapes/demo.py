@@ -29,7 +29,6 @@ from typing import Callable, Dict
 from absl import app
 from absl import flags
 from absl import logging
-from pycocotools import coco
 import tensorflow as tf
 
 from backbone_reuse import train
@@ -112,7 +111,7 @@ class Demo:
       found = sum(s.records for s in shards)
       if found != expected:
         return f'{name} has {found} records, expected {expected}'
-    coco.COCO(self._val_annotations())  # Raises on a broken JSON.
+    runs.quiet_coco(self._val_annotations())  # Raises on a broken JSON.
     return None
 
   def _val_annotations(self):
@@ -159,7 +158,7 @@ class Demo:
                                         self.scale.detection_val)
     with open(self.path('evaluate', 'detections.json'), 'w') as f:
       json.dump(detections, f)
-    ground_truth = coco.COCO(self._val_annotations())
+    ground_truth = runs.quiet_coco(self._val_annotations())
     images = ground_truth.loadImgs(sorted(ground_truth.getImgIds())[:4])
     names = {c['id']: c['name'] for c in ground_truth.loadCats(
         ground_truth.getCatIds())}

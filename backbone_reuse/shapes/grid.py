@@ -44,6 +44,7 @@ from typing import Dict, List, Optional, Tuple
 
 from absl import app
 from absl import flags
+from absl import logging
 from official.core import task_factory
 import tensorflow as tf
 import tf_keras
@@ -138,7 +139,7 @@ SCALES = {
     'default': GridScale(upstream_small=1000, upstream_large=10000,
                          upstream_val=1000, detection_train=800,
                          detection_val=200, upstream_steps=1600,
-                         detector_steps=800, steps_per_loop=50),
+                         detector_steps=1000, steps_per_loop=50),
     'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
                        detection_train=40, detection_val=40,
                        upstream_steps=4, detector_steps=8, steps_per_loop=2,
@@ -163,8 +164,13 @@ class ShapesGrid:
         scale.upstream_large, scale.upstream_val, scale.detection_train,
         scale.detection_val, scale.upstream_steps, scale.detector_steps))
     self.data = self.demo.data
-    self.data_identity = [dataclasses.asdict(self.demo.scale), 'world seed 0',
-                          scale.upstream_small]
+    # What the generated world depends on (not the schedules).
+    self.data_identity = {
+        'world_seed': 0, 'upstream_large': scale.upstream_large,
+        'upstream_small': scale.upstream_small,
+        'upstream_val': scale.upstream_val,
+        'detection_train': scale.detection_train,
+        'detection_val': scale.detection_val}
     self.retrained = set()  # Upstreams (re)trained by this invocation.
 
   def path(self, *parts) -> str:
@@ -419,6 +425,7 @@ def _machine() -> Dict:
 
 
 def main(_):
+  logging.set_verbosity(logging.WARNING)  # Each run's details: its train.log.
   scale = SCALES['quick' if FLAGS.quick else 'default']
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])

@@ -9,8 +9,10 @@ MODEL_DIR/train.log and shows one progress line (step, loss, ETA).
 `config_key` names a run by what it computes, not where its files are, so
 that a result committed on one machine is recognised on another.
 """
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -121,12 +123,18 @@ def evaluate(training: Training, model_dir: str,
   backbone_checkpoint.restore_detector(model, model_dir, flag='model dir')
   detections = predictions.predict(task, model, params.task.validation_data,
                                    num_images)
-  ground_truth = coco.COCO(params.task.annotation_file)
+  ground_truth = quiet_coco(params.task.annotation_file)
   results = {'box': coco_metrics.evaluate(ground_truth, detections, 'bbox')}
   if params.task.model.include_mask:
     results['mask'] = coco_metrics.evaluate(ground_truth, detections, 'segm')
   tf_keras.backend.clear_session()
   return results, detections
+
+
+def quiet_coco(annotation_file: str) -> coco.COCO:
+  """pycocotools' COCO without its progress prints."""
+  with contextlib.redirect_stdout(io.StringIO()):
+    return coco.COCO(annotation_file)
 
 
 def load_json(directory: str, filename: str) -> Dict:
