@@ -143,6 +143,20 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertEmpty([c for c in found if c['claim'].startswith(
         ('Residual adapters', 'A larger upstream', 'Pre-trained'))])
 
+  def test_learning_curves(self):
+    records = _fixed_records()[1:3]
+    for record, aps in zip(records, ([0.1, 0.3, 0.395, 0.4], [0.2, 0.3,
+                                                             0.35, 0.372])):
+      record['curve'] = [{'step': step, 'box': {'AP': ap}}
+                         for step, ap in zip((300, 550, 800, 1000), aps)]
+    lines = shapes_report.learning_curves(records).splitlines()
+    self.assertEqual(lines[0], '| detector | strategy | step 300 | step 550 | '
+                     'step 800 | step 1000 | last interval adds |')
+    self.assertIn(f'| {_FPN} | finetune | 10.0 | 30.0 | 39.5 | 40.0 | +0.5 |',
+                  lines)
+    self.assertIn(f'| {_FPN} | freeze | 20.0 | 30.0 | 35.0 | 37.2 | +2.2 |',
+                  lines)
+
   def test_summary_json_and_every_artefact(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     shapes_report.write_report(_fixed_records(), _context(), report_dir)

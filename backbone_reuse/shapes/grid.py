@@ -19,7 +19,7 @@ freeze and fine-tune runs pair by seed. Every training is
 per-run overrides.yaml.
 
 `--curve` trains each capacity's finetune and freeze run (large upstream,
-seed 0) with a checkpoint at every quarter of the schedule and evaluates each:
+seed 0) with a checkpoint about every quarter of the schedule, each evaluated:
 the learning curve the schedule is chosen from. Those runs are the grid's
 seed-0 runs too (a run's identity ignores checkpointing).
 
@@ -441,6 +441,6 @@ if __name__ == '__main__':
   flags.DEFINE_bool('quick', False, 'A tiny grid (what the tests run).')
   flags.DEFINE_bool('curve', False,
                     'Only the learning-curve runs: each capacity, finetune '
-                    'and freeze, evaluated at every quarter of the schedule.')
+                    'and freeze, evaluated about every quarter of the schedule.')
   FLAGS = flags.FLAGS
   app.run(main)

@@ -547,11 +547,11 @@ def readme(records: List[Dict], context: Dict) -> str:
 
 
 def learning_curves(records: List[Dict]) -> str:
-  """Box AP at each evaluated step, per run, and what the last quarter
+  """Box AP at each evaluated step, per run, and what the last interval
   added."""
   lines = ['| detector | strategy | ' + ' | '.join(
       f"step {p['step']}" for p in records[0]['curve']) +
-           ' | last quarter adds |',
+           ' | last interval adds |',
            '|---|---|' + '---|' * (len(records[0]['curve']) + 1)]
   for record in records:
     points = [100 * p['box']['AP'] for p in record['curve']]
@@ -571,10 +571,13 @@ def write_curve(records: List[Dict], context: Dict, report_dir: str) -> None:
       '# Learning curves of the Shapes grid (box AP × 100, val)', '',
       f'Produced by `{context["command"]}`: {scale["detector_steps"]} steps '
       f'of batch 8 on {scale["detection_train"]} images, large upstream, '
-      'seed 0, evaluated at every quarter of the schedule (the schedule '
-      'anneals over the whole run, so earlier points are not shorter '
-      'schedules). A schedule is long enough when the last quarter adds '
-      'less than 1 AP.', '', learning_curves(records), '']))
+      'seed 0, evaluated at the checkpoints the trainer wrote about every '
+      'quarter of the schedule (Model Garden saves at the end of the first '
+      'training loop past each interval, so the steps are those shown) and '
+      'at the end. The schedule anneals over the whole run, so earlier '
+      'points are not shorter schedules. A schedule is long enough when the '
+      'last interval adds less than 1 AP.', '', learning_curves(records),
+      '']))
 
 
 def _write(directory: str, name: str, text: str) -> None:
