@@ -33,7 +33,7 @@ class ExperimentParser(train_utils.ExperimentParser):
   """Model Garden's parser, whose learning-rate schedule follows train_steps.
 
   Each layer (a YAML, then --params_override) that sets `trainer.train_steps`
-  and no schedule field rescales the schedule (configs/schedule.py).
+  and none of the schedule's step counts rescales them (configs/schedule.py).
   """
 
   def parse_config_file(self, params):
@@ -53,10 +53,10 @@ class ExperimentParser(train_utils.ExperimentParser):
 
 
 def apply_seed(params, seed: int) -> None:
-  """One seed for the run's randomness: the training data's order and
-  augmentation (Model Garden's `seed`, deterministic), Copy-Paste's source
-  stream and repeat-factor sampling; `train.run` seeds the initialisation
-  from task.train_data.seed."""
+  """One seed for the run's randomness: the training data's order (Model
+  Garden's `seed`, deterministic), Copy-Paste's source stream and
+  repeat-factor sampling; `train.run` seeds the initialisation (and the
+  augmentation ops' seeds) from task.train_data.seed."""
   data = params.task.train_data
   data.seed = seed
   data.deterministic = True
@@ -100,7 +100,8 @@ def experiment_config(experiment: str, config_files: Sequence[str] = (),
                       seed: Optional[int] = None):
   """Registered factory -> each YAML (strict) -> override; then validate.
 
-  A layer that changes trainer.train_steps alone rescales the schedule.
+  A layer that sets trainer.train_steps and none of the schedule's step
+  counts rescales them.
 
   Args:
     experiment: a registered experiment name.
