@@ -9,8 +9,8 @@ Stages, each skipped when a verified result of an earlier run is there:
             (experiment `shapes_classification`);
   detector  train a Faster R-CNN on the detection set with that backbone
             frozen (experiment `shapes_fasterrcnn`, backbone_strategy=freeze;
-            box-only like the paper's Table 1: the mask branch was two thirds
-            of a Mask R-CNN step);
+            box-only like the paper's Table 1: the mask branch was 60 % of
+            a Mask R-CNN step, experiments/shapes/report/step_time.md);
   evaluate  COCO box metrics plus AP on rare/common/frequent classes,
             written to summary.md / summary.json, and predictions.png.
 A stage whose artefacts fail verification (truncated TFRecord, unreadable
@@ -31,7 +31,6 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from backbone_reuse import train
 from backbone_reuse.analysis import visualize
 from backbone_reuse.data import coco_tfrecord
 from backbone_reuse.shapes import runs
@@ -58,7 +57,6 @@ SCALES = {
     'small': Scale(3000, 400, 300, 80, 300, 400),
     'default': Scale(10000, 1000, 800, 200, 1600, 1000),
 }
-
 
 
 class Demo:
@@ -90,7 +88,7 @@ class Demo:
       split_dir = os.path.join(self.data, 'detection', split)
       annotation_file, image_dir, frequencies = (
           world.write_detection_split(split_dir, n, seed, weights,
-                                             frequencies))
+                                      frequencies))
       coco_tfrecord.convert(annotation_file, image_dir, split_dir,
                             num_shards=2 if split == 'train' else 1)
       counts[f'detection/{split}'] = n
@@ -139,12 +137,7 @@ class Demo:
                          seed=self.seed)
 
   def _train(self, training: runs.Training, stage: str, mode: str):
-    runs.train(training, self.path(stage), mode, stage)
-    metrics_path = self.path(stage, train.METRICS_FILENAME)
-    metrics = {}
-    if os.path.isfile(metrics_path):
-      with open(metrics_path) as f:
-        metrics = json.load(f)['metrics']
+    metrics = runs.train(training, self.path(stage), mode, stage)
     return {'train_steps': training.params().trainer.train_steps,
             'metrics': metrics}
 

@@ -49,7 +49,6 @@ from official.core import task_factory
 import tensorflow as tf
 import tf_keras
 
-from backbone_reuse import train
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
 from backbone_reuse.shapes import demo
@@ -227,9 +226,7 @@ class ShapesGrid:
   def train_upstream(self, upstream: str, seed: int) -> Dict:
     name = self.upstream_name(upstream, seed)
     training = self.upstream_training(upstream, seed)
-    runs.train(training, self.path(name), 'train_and_eval', name)
-    with open(self.path(name, train.METRICS_FILENAME)) as f:
-      metrics = json.load(f)['metrics']
+    metrics = runs.train(training, self.path(name), 'train_and_eval', name)
     return {'train_steps': self.scale.upstream_steps, 'metrics': metrics}
 
   def upstream(self, upstream: str, seed: int, data_redone: bool) -> Dict:

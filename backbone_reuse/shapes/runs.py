@@ -26,12 +26,14 @@ import tf_keras
 import tqdm
 import yaml
 
+from backbone_reuse import train as train_cli
 from backbone_reuse.configs import resolve
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 from backbone_reuse.modeling import backbone_checkpoint
 
 LOG = 'train.log'
+METRICS = train_cli.METRICS_FILENAME
 COMMAND = 'command.txt'
 # Config fields that name files on this machine, not what a run computes.
 _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')
@@ -66,7 +68,7 @@ class Training:
             *seed, f'--mode={mode}', f'--model_dir={model_dir}']
 
 
-def train(training: Training, model_dir: str, mode: str, label: str) -> None:
+def train(training: Training, model_dir: str, mode: str, label: str) -> Dict:
   """Runs `training` in a subprocess; resumes from MODEL_DIR's checkpoint.
 
   Args:
@@ -74,6 +76,10 @@ def train(training: Training, model_dir: str, mode: str, label: str) -> None:
     model_dir: its model dir (created).
     mode: Model Garden's mode, e.g. 'train' or 'train_and_eval'.
     label: the progress line's name.
+
+  Returns:
+    The last evaluation's metrics (MODEL_DIR/metrics.json), {} when the mode
+    evaluates nothing.
 
   Raises:
     RunFailed: the process failed; the message ends with its last lines.
@@ -107,6 +113,9 @@ def train(training: Training, model_dir: str, mode: str, label: str) -> None:
   if returncode:
     raise RunFailed(f'training in {model_dir} exited with {returncode}; last '
                     f'lines of {log_path}:\n' + ''.join(tail))
+  if not os.path.isfile(os.path.join(model_dir, METRICS)):
+    return {}
+  return load_json(model_dir, METRICS)['metrics']
 
 
 def evaluate(training: Training, model_dir: str,
