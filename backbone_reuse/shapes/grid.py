@@ -236,7 +236,8 @@ class ShapesGrid:
         self.path(name), name, f'pretrain on the {upstream} upstream set',
         lambda: self.train_upstream(upstream, seed),
         lambda m: stages.verify_checkpoint(self.path(name), m['train_steps']),
-        resumable=True, force=data_redone and name not in self.retrained)
+        resumable=True, force=data_redone and name not in self.retrained,
+        identity=self.upstream_key(upstream, seed))
     if 'skipped' not in marker:
       self.retrained.add(name)
     if 'skipped' not in marker or not self.committed(
@@ -339,7 +340,7 @@ class ShapesGrid:
         model_dir, label, 'train and evaluate',
         lambda: self.train_and_evaluate(run, curve),
         lambda m: stages.verify_checkpoint(model_dir, m['train_steps']),
-        resumable=True, force=bool(stale))
+        resumable=True, force=bool(stale), identity=key)
     record = dict(marker['record'], key=key, seconds=marker['seconds'])
     self._commit(run.name, record)
     return record

@@ -3,7 +3,9 @@
 The demo and the Shapes grid are sequences of stages, each owning a
 directory. A finished stage leaves a marker (stage.json, written atomically
 last); a later run skips the stage only if the marker is there AND `verify`
-passes on its artefacts, so a half-written result is never reused.
+passes on its artefacts, so a half-written result is never reused. A stage
+given an `identity` (its configuration's key) also redoes whatever an earlier
+run left under another identity, finished or not.
 """
 import json
 import os
@@ -14,11 +16,12 @@ from typing import Callable, Dict, Optional
 import tensorflow as tf
 
 MARKER = 'stage.json'
+IDENTITY = 'identity.txt'  # Written when the stage starts.
 
 
 def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
               verify: Callable[[Dict], Optional[str]], resumable: bool = False,
-              force: bool = False) -> Dict:
+              force: bool = False, identity: Optional[str] = None) -> Dict:
   """Runs one stage unless a verified earlier result exists.
 
   Args:
@@ -30,6 +33,8 @@ def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
     resumable: the stage continues from what an interrupted run left (a
       training stage resumes from its last checkpoint); others start over.
     force: an earlier stage was redone, so this one's results are stale.
+    identity: what the stage computes (e.g. a config key); what an earlier
+      run left in `directory` under another identity (or none) is removed.
 
   Returns:
     The stage's marker (with `seconds`; `skipped` if reused).
@@ -37,6 +42,12 @@ def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
   marker_path = os.path.join(directory, MARKER)
   if force and os.path.isdir(directory):
     shutil.rmtree(directory)
+  if identity is not None and os.path.isdir(directory):
+    earlier = _read(os.path.join(directory, IDENTITY))
+    if earlier != identity:
+      print(f'[{name}] earlier result was made with another configuration '
+            f'({earlier or "unknown"}, now {identity}); redoing.', flush=True)
+      shutil.rmtree(directory)
   if os.path.isfile(marker_path):
     try:
       with open(marker_path) as f:
@@ -53,7 +64,7 @@ def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
     shutil.rmtree(directory)
   elif os.path.isdir(directory) and not resumable:
     shutil.rmtree(directory)
-  os.makedirs(directory, exist_ok=True)
+  _prepare(directory, identity)
   print(f'[{name}] {title} ...', flush=True)
   start = time.time()
   try:
@@ -65,7 +76,7 @@ def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
     print(f'[{name}] could not resume ({type(e).__name__}); starting the '
           'stage over.', flush=True)
     shutil.rmtree(directory)
-    os.makedirs(directory)
+    _prepare(directory, identity)
     start = time.time()
     marker = work()
   marker['seconds'] = time.time() - start
@@ -90,3 +101,17 @@ def verify_checkpoint(directory: str, train_steps: int) -> Optional[str]:
   except (tf.errors.OpError, ValueError) as e:
     return f'checkpoint {latest} is unreadable ({type(e).__name__})'
   return None
+
+
+def _prepare(directory: str, identity: Optional[str]) -> None:
+  os.makedirs(directory, exist_ok=True)
+  if identity is not None:
+    with open(os.path.join(directory, IDENTITY), 'w') as f:
+      f.write(identity)
+
+
+def _read(path: str) -> Optional[str]:
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return f.read()
