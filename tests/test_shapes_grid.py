@@ -73,6 +73,7 @@ def _context():
           'machine': {'cpus': 2, 'processor': 'x86_64', 'memory_gb': 24,
                       'python': '3.11', 'tensorflow': '2.20'},
           'this_invocation_seconds': 180.0,
+          'data_seconds': 15.0,
           'upstream': [
               {'upstream': 'large', 'seed': 1, 'images': 10, 'top1': 0.93,
                'seconds': 15.0},
@@ -165,8 +166,8 @@ class ReportWriterTest(tf.test.TestCase):
       self.assertGreater(os.path.getsize(os.path.join(report_dir, name)), 0)
     with open(os.path.join(report_dir, 'summary.json')) as f:
       summary = json.load(f)
-    # 11 runs x 30 s + 3 upstreams x 15 s.
-    self.assertAllClose(summary['wall_minutes'], 6.25)
+    # 11 runs x 30 s + 3 upstreams x 15 s + the world's 15 s.
+    self.assertAllClose(summary['wall_minutes'], 6.5)
     self.assertEqual(summary['upstream'], {'small': [0.6],
                                            'large': [0.91, 0.93]})
     cell = [c for c in summary['cells']
@@ -185,7 +186,8 @@ class ReportWriterTest(tf.test.TestCase):
                                     'expected_sign', 'verdict'})
     with open(os.path.join(report_dir, 'README.md')) as f:
       readme = f.read()
-    self.assertIn('Wall time of all stages: 6.2 min (11 detector runs', readme)
+    self.assertIn('Wall time of all stages: 6.5 min (generating the world, 3 '
+                  'upstream and 11 detector runs', readme)
     self.assertIn('| +2.0, +2.5, +2.0 | +2.2 | [+1.4, +2.9] | reproduced |',
                   readme)
 
@@ -256,6 +258,15 @@ class GridTest(tf.test.TestCase):
         100 * (records[i + 1]['results']['box']['AP'] -
                records[i]['results']['box']['AP']) for i in (0, 2)])
     self.assertLen(fpn_claim['interval'], 2)
+    # Wall time: the world's generation, the upstreams and the runs.
+    with open(os.path.join(report_dir, 'runs', 'data.json')) as f:
+      data_seconds = json.load(f)['seconds']
+    upstream_seconds = sum(u['seconds']
+                           for u in result['context']['upstream'])
+    self.assertGreater(data_seconds, 0)
+    self.assertAllClose(summary['wall_minutes'], (
+        data_seconds + upstream_seconds +
+        sum(r['seconds'] for r in records)) / 60)
 
     # A fresh clone: another output dir, the committed records only. Nothing
     # is generated or trained, and the same records are reported.

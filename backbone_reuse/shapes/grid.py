@@ -62,6 +62,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
 DETECTOR = 'shapes_fasterrcnn'
 RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
+DATA = 'data'  # The record of the world's generation (its seconds).
 CURVE_POINTS = 4  # Evaluations of a --curve run: at each quarter.
 
 
@@ -355,10 +356,13 @@ class ShapesGrid:
     missing = [r for r in todo if not self.committed(r.name, keys[r.name])
                or (curve and not self.committed(r.name, keys[r.name])['curve'])]
     data_redone = False
-    if missing:
+    data_key = self.data_identity
+    if missing or not self.committed(DATA, data_key):
       data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
                               self.make_data, self.demo.verify_data)
       data_redone = 'skipped' not in data
+      if data_redone or not self.committed(DATA, data_key):
+        self._commit(DATA, {'key': data_key, 'seconds': data['seconds']})
     records = [self.detector(run, f'{index}/{len(todo)} {run.name}', curve,
                              data_redone)
                for index, run in enumerate(todo, 1)]
@@ -371,6 +375,7 @@ class ShapesGrid:
         'scale': dataclasses.asdict(self.scale),
         'machine': _machine(),
         'this_invocation_seconds': time.time() - start,
+        'data_seconds': self.committed(DATA, data_key)['seconds'],
         'upstream': [r for r in upstream_records if r],
         'annotations': _training_annotations(self.path(
             'data', 'detection', 'train', 'annotations.json'),

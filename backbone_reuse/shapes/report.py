@@ -440,10 +440,12 @@ def claims_table(found: List[Dict]) -> str:
   return '\n'.join(lines)
 
 
-def wall_minutes(records: List[Dict], upstream: List[Dict]) -> float:
-  """Minutes of every stage behind the report (each run and upstream
-  records its own, wherever and whenever it ran)."""
-  return sum(r['seconds'] for r in [*records, *upstream]) / 60
+def wall_minutes(records: List[Dict], context: Dict) -> float:
+  """Minutes of every stage behind the report: the world's generation and
+  each upstream and detector run (each records its own, wherever and
+  whenever it ran)."""
+  seconds = sum(r['seconds'] for r in [*records, *context['upstream']])
+  return (seconds + context['data_seconds']) / 60
 
 
 def summary(records: List[Dict], context: Dict) -> Dict:
@@ -461,7 +463,7 @@ def summary(records: List[Dict], context: Dict) -> Dict:
         'seeds': seeds,
         'box_ap': [by_seed[s]['results']['box']['AP'] for s in seeds],
         'box_apr': [by_seed[s]['results']['box']['APr'] for s in seeds]})
-  return {'wall_minutes': wall_minutes(records, context['upstream']),
+  return {'wall_minutes': wall_minutes(records, context),
           'upstream': upstream, 'cells': cells, 'claims': claims(records)}
 
 
@@ -517,8 +519,9 @@ def readme(records: List[Dict], context: Dict) -> str:
       f'Machine: {machine["cpus"]} CPUs ({machine["processor"]}), '
       f'{machine["memory_gb"]} GB RAM, Python {machine["python"]}, '
       f'TensorFlow {machine["tensorflow"]}. Wall time of all stages: '
-      f'{wall_minutes(records, context["upstream"]):.1f} min '
-      f'({len(records)} detector runs; the last invocation took '
+      f'{wall_minutes(records, context):.1f} min '
+      f'(generating the world, {len(context["upstream"])} upstream and '
+      f'{len(records)} detector runs; the last invocation took '
       f'{context["this_invocation_seconds"] / 60:.1f} min).',
       '',
       f'Scale: {scale["detection_train"]} train / {scale["detection_val"]} '
