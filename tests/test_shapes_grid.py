@@ -216,6 +216,10 @@ class GridTest(tf.test.TestCase):
       self.assertEqual(seeds[(capacity, 'scratch', None)], [0, 1])
     self.assertEqual(seeds[('nasfpn_cascade', 'adapters', 'large')], [0, 1])
     self.assertLen(runs, 3 * (6 + 4 + 2) + 2)
+    # The cells the capacity claims pair come first, then the adapters.
+    self.assertEqual({(r.strategy, r.upstream) for r in runs[:18]},
+                     {('finetune', 'large'), ('freeze', 'large')})
+    self.assertEqual({r.strategy for r in runs[18:20]}, {'adapters'})
 
   def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
