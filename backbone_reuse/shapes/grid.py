@@ -143,7 +143,7 @@ SCALES = {
     'default': GridScale(upstream_small=1000, upstream_large=10000,
                          upstream_val=1000, detection_train=800,
                          detection_val=200, upstream_steps=1600,
-                         detector_steps=1000, steps_per_loop=50),
+                         detector_steps=1500, steps_per_loop=50),
     'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
                        detection_train=40, detection_val=40,
                        upstream_steps=4, detector_steps=8, steps_per_loop=2,
