@@ -9,7 +9,7 @@ Stages, each skipped when a verified result of an earlier run is there:
             (experiment `shapes_classification`);
   detector  train a Faster R-CNN on the detection set with that backbone
             frozen (experiment `shapes_fasterrcnn`, backbone_strategy=freeze;
-            box-only like the paper's Table 1: the mask branch was 60 % of
+            box-only like the paper's Table 1: the mask branch is 70 % of
             a Mask R-CNN step, experiments/shapes/report/step_time.md);
   evaluate  COCO box metrics plus AP on rare/common/frequent classes,
             written to summary.md / summary.json, and predictions.png.
