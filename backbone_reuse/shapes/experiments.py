@@ -121,8 +121,9 @@ def _detector(include_mask: bool) -> cfg.ExperimentConfig:
       # of Model Garden's default padded NMS, written for TPUs as loops of
       # small ops: the same per-level proposals and per-class detections
       # (box AP 0.4309 either way on a grid checkpoint), but on this CPU it
-      # cut evaluating 200 images from 41 s to 1.5 s and the training step
-      # by the share in experiments/shapes/report/step_time.md.
+      # cut inference over the 200 val images (tracing included) from 41 s
+      # to 1.5 s and the training step by 16-35 %
+      # (experiments/shapes/report/step_time.md).
       roi_generator=maskrcnn_config.ROIGenerator(
           pre_nms_top_k=1000, num_proposals=200, test_pre_nms_top_k=500,
           test_num_proposals=100, use_batched_nms=True),
