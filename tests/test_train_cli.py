@@ -37,10 +37,47 @@ class TrainCliTest(tf.test.TestCase):
     with open(os.path.join(model_dir, 'metrics.json')) as f:
       metrics = json.load(f)
     self.assertEqual(metrics['step'], 6)
-    for key in ('AP', 'AP50', 'APs', 'mask_AP', 'mask_AP50'):
-      self.assertBetween(metrics['metrics'][key], -1.0, 1.0)
+    # Six steps learn next to nothing (what training does is checked below);
+    # what must hold is that both COCO evaluations ran: AP averages over
+    # IoU thresholds from 0.5 up, so it cannot exceed AP50.
+    for prefix in ('', 'mask_'):
+      self.assertLessEqual(metrics['metrics'][prefix + 'AP'],
+                           metrics['metrics'][prefix + 'AP50'])
     with open(os.path.join(model_dir, 'parameters.json')) as f:
       self.assertGreater(json.load(f)['trainable_params'], 0)
+
+  def _train_on_val(self, steps: int) -> dict:
+    """Box-only Faster R-CNN from scratch, trained and evaluated on the toy
+    val images; its COCO metrics."""
+    data = testing_utils.toy_data()
+    model_dir = os.path.join(self.get_temp_dir(), f'steps{steps}')
+    override = (f"task.train_data.input_path={data['val']},"
+                f"task.validation_data.input_path={data['val']},"
+                f"task.annotation_file={data['val_annotations']},"
+                f'task.backbone_strategy=scratch,trainer.train_steps={steps},'
+                f'trainer.validation_interval={steps},'
+                f'trainer.checkpoint_interval={steps},'
+                f'trainer.steps_per_loop={min(steps, 50)}')
+    result = subprocess.run(
+        [sys.executable, '-m', 'backbone_reuse.train',
+         '--experiment=backbone_reuse_fasterrcnn_coco',
+         '--config_file=configs/smoke/rcnn_tiny.yaml',
+         f'--params_override={override}',
+         '--mode=train_and_eval', f'--model_dir={model_dir}'],
+        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    with open(os.path.join(model_dir, 'metrics.json')) as f:
+      metrics = json.load(f)
+    self.assertEqual(metrics['step'], steps)
+    return metrics['metrics']
+
+  def test_trained_detector_beats_untrained_on_the_same_images(self):
+    # Measured: AP50 0.022 after one step, 0.476 after 200 (AP 0.004 and
+    # 0.204); the schedule follows train_steps, so both anneal.
+    untrained = self._train_on_val(1)
+    trained = self._train_on_val(200)
+    self.assertGreater(trained['AP50'], untrained['AP50'] + 0.2)
+    self.assertGreater(trained['AP'], untrained['AP'])
 
   def test_refusal_is_one_line_before_any_model(self):
     model_dir = os.path.join(self.get_temp_dir(), 'refused')
