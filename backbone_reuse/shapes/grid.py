@@ -308,15 +308,18 @@ class ShapesGrid:
             'batch_size': params.task.train_data.global_batch_size}}
 
   def flops(self, run: Run) -> Dict[str, int]:
-    """Training FLOPs per step. They depend on the model and the batch
-    shape only, so each (capacity, strategy) is counted once and cached."""
+    """Training FLOPs per step. They depend on the model, what it trains
+    and the batch shape only, so each is counted once and cached under a
+    key of those (a changed model config is counted anew)."""
     kind = 'trained' if run.strategy in ('scratch', 'finetune') else (
         run.strategy)
-    cache = self.path('flops', f'{run.capacity}_{kind}.json')
+    params = self.training(run).params()
+    key = runs.config_key(params.task.model, kind,
+                          params.task.train_data.global_batch_size)
+    cache = self.path('flops', f'{run.capacity}_{kind}_{key}.json')
     if os.path.isfile(cache):
       with open(cache) as f:
         return json.load(f)
-    params = self.training(run).params()
     task = task_factory.get_task(params.task)
     model = task.build_model()
     count = resources.train_step_flops(task, model, params)
