@@ -12,21 +12,27 @@ import testing_utils
 
 class TrainCliTest(tf.test.TestCase):
 
-  def test_train_and_eval_writes_checkpoints_config_and_metrics(self):
-    data = testing_utils.toy_data()  # JSON + PNGs -> TFRecords (converter).
-    model_dir = os.path.join(self.get_temp_dir(), 'run')
-    override = (f"task.train_data.input_path={data['train']},"
+  def _train(self, experiment: str, model_dir: str, train_split: str,
+             overrides: str = '') -> None:
+    """`python -m backbone_reuse.train` from scratch on the toy set (JSON +
+    PNGs -> TFRecords by the converter), evaluated on its val split."""
+    data = testing_utils.toy_data()
+    override = (f'task.train_data.input_path={data[train_split]},'
                 f"task.validation_data.input_path={data['val']},"
                 f"task.annotation_file={data['val_annotations']},"
-                'task.backbone_strategy=scratch')
+                'task.backbone_strategy=scratch' + overrides)
     result = subprocess.run(
         [sys.executable, '-m', 'backbone_reuse.train',
-         '--experiment=backbone_reuse_maskrcnn_coco',
+         f'--experiment={experiment}',
          '--config_file=configs/smoke/rcnn_tiny.yaml',
          f'--params_override={override}',
          '--mode=train_and_eval', f'--model_dir={model_dir}'],
         cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
     self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+
+  def test_train_and_eval_writes_checkpoints_config_and_metrics(self):
+    model_dir = os.path.join(self.get_temp_dir(), 'run')
+    self._train('backbone_reuse_maskrcnn_coco', model_dir, 'train')
 
     self.assertEqual(tf.train.latest_checkpoint(model_dir),
                      os.path.join(model_dir, 'ckpt-6'))
@@ -49,23 +55,12 @@ class TrainCliTest(tf.test.TestCase):
   def _train_on_val(self, steps: int) -> dict:
     """Box-only Faster R-CNN from scratch, trained and evaluated on the toy
     val images; its COCO metrics."""
-    data = testing_utils.toy_data()
     model_dir = os.path.join(self.get_temp_dir(), f'steps{steps}')
-    override = (f"task.train_data.input_path={data['val']},"
-                f"task.validation_data.input_path={data['val']},"
-                f"task.annotation_file={data['val_annotations']},"
-                f'task.backbone_strategy=scratch,trainer.train_steps={steps},'
+    self._train('backbone_reuse_fasterrcnn_coco', model_dir, 'val',
+                f',trainer.train_steps={steps},'
                 f'trainer.validation_interval={steps},'
                 f'trainer.checkpoint_interval={steps},'
                 f'trainer.steps_per_loop={min(steps, 50)}')
-    result = subprocess.run(
-        [sys.executable, '-m', 'backbone_reuse.train',
-         '--experiment=backbone_reuse_fasterrcnn_coco',
-         '--config_file=configs/smoke/rcnn_tiny.yaml',
-         f'--params_override={override}',
-         '--mode=train_and_eval', f'--model_dir={model_dir}'],
-        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
-    self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
     with open(os.path.join(model_dir, 'metrics.json')) as f:
       metrics = json.load(f)
     self.assertEqual(metrics['step'], steps)
