@@ -60,7 +60,8 @@ class TrainCliTest(tf.test.TestCase):
                 f',trainer.train_steps={steps},'
                 f'trainer.validation_interval={steps},'
                 f'trainer.checkpoint_interval={steps},'
-                f'trainer.steps_per_loop={min(steps, 50)}')
+                f'trainer.steps_per_loop={min(steps, 50)},'
+                f'trainer.summary_interval={min(steps, 50)}')
     with open(os.path.join(model_dir, 'metrics.json')) as f:
       metrics = json.load(f)
     self.assertEqual(metrics['step'], steps)
