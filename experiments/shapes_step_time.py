@@ -22,6 +22,7 @@ from typing import Dict
 
 from absl import app
 from absl import flags
+from official.modeling.hyperparams import params_dict
 
 from backbone_reuse.analysis import resources
 from backbone_reuse.shapes import demo
@@ -115,14 +116,12 @@ def main(_):
 
 
 def _merged(base: Dict, *more: Dict) -> Dict:
-  """`base` with each of `more` merged in, nested dicts key by key."""
-  out = dict(base)
+  """`base` with each of `more` merged in, nested dicts key by key (Model
+  Garden's ParamsDict override)."""
+  merged = params_dict.ParamsDict(base)
   for extra in more:
-    for key, value in extra.items():
-      out[key] = (_merged(out[key], value)
-                  if isinstance(value, dict) and isinstance(out.get(key), dict)
-                  else value)
-  return out
+    merged.override(extra, is_strict=False)
+  return merged.as_dict()
 
 
 if __name__ == '__main__':

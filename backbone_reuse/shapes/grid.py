@@ -363,13 +363,14 @@ class ShapesGrid:
     missing = [r for r in todo if not self.committed(r.name, keys[r.name])
                or (curve and not self.committed(r.name, keys[r.name])['curve'])]
     data_redone = False
-    data_key = self.data_identity
-    if missing or not self.committed(DATA, data_key):
+    data_record = self.committed(DATA, self.data_identity)
+    if missing or not data_record:
       data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
                               self.make_data, self.demo.verify_data)
       data_redone = 'skipped' not in data
-      if data_redone or not self.committed(DATA, data_key):
-        self._commit(DATA, {'key': data_key, 'seconds': data['seconds']})
+      if data_redone or not data_record:
+        data_record = {'key': self.data_identity, 'seconds': data['seconds']}
+        self._commit(DATA, data_record)
     records = [self.detector(run, f'{index}/{len(todo)} {run.name}', curve,
                              data_redone)
                for index, run in enumerate(todo, 1)]
@@ -382,7 +383,7 @@ class ShapesGrid:
         'scale': dataclasses.asdict(self.scale),
         'machine': _machine(),
         'this_invocation_seconds': time.time() - start,
-        'data_seconds': self.committed(DATA, data_key)['seconds'],
+        'data_seconds': data_record['seconds'],
         'upstream': [r for r in upstream_records if r],
         'annotations': _training_annotations(self.path(
             'data', 'detection', 'train', 'annotations.json'),
