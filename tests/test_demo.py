@@ -1,5 +1,6 @@
 """The demo end to end at a tiny scale: stages, summary, resume, recovery."""
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import tensorflow as tf
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.shapes import demo
+from backbone_reuse.shapes import stages
 
 _TINY = demo.Scale(upstream_train=80, upstream_val=40, detection_train=40,
                    detection_val=40, upstream_steps=3, detector_steps=3)
@@ -103,6 +105,21 @@ class DemoTest(tf.test.TestCase):
     self.assertEqual(summary['seed'], 1)
     with open(os.path.join(output_dir, 'detector', 'params.yaml')) as f:
       self.assertIn('seed: 1', f.read())
+
+    # A longer detector schedule redoes the detector (its checkpoint at the
+    # old final step would verify) and what follows; the world and the
+    # upstream are reused.
+    longer = dataclasses.replace(_TINY, detector_steps=_TINY.detector_steps + 1)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+      demo.Demo(output_dir, longer, seed=1).run()
+    printed = out.getvalue()
+    for stage in ('data', 'upstream'):
+      self.assertIn(f'[{stage}] done in an earlier run', printed)
+    self.assertIn('[detector] earlier result was made with another '
+                  'configuration', printed)
+    self.assertIn('[evaluate] finished in', printed)
+    self.assertIsNone(stages.verify_checkpoint(
+        os.path.join(output_dir, 'detector'), longer.detector_steps))
 
   def test_unknown_scale_is_refused(self):
     result = subprocess.run(

@@ -24,7 +24,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
 
 # pylint: disable=g-import-not-at-top
 import resource
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from absl import app
 from absl import flags
@@ -184,11 +184,31 @@ class Demo:
          self.verify_evaluation),
     )
 
+  def identity(self, name: str) -> Optional[str]:
+    """What a training stage computes: the key of its resolved config and
+    of what it reads (the world's sizes and seed; the detector, the
+    upstream's key). A stage finished under another scale or seed is then
+    redone, not reused. Called when the stage starts, after the stages
+    before it finished."""
+    world_identity = {
+        'seed': self.seed, 'upstream_train': self.scale.upstream_train,
+        'upstream_val': self.scale.upstream_val,
+        'detection_train': self.scale.detection_train,
+        'detection_val': self.scale.detection_val}
+    upstream = runs.config_key(self.upstream_training().params(),
+                               world_identity)
+    if name == 'upstream':
+      return upstream
+    if name == 'detector':
+      return runs.config_key(self.detector_training().params(), upstream)
+    return None
+
   def run_stage(self, name: str, title: str, work: Callable,
                 verify: Callable, force: bool = False) -> Dict:
     """Runs stage `name` in its folder (see `stages.run_stage`)."""
     marker = stages.run_stage(self.path(name), name, title, work, verify,
-                              resumable=name in _RESUMABLE, force=force)
+                              resumable=name in _RESUMABLE, force=force,
+                              identity=self.identity(name))
     self.timings[name] = marker['seconds']
     return marker
 
