@@ -190,6 +190,10 @@ class Demo:
     upstream's key). A stage finished under another scale or seed is then
     redone, not reused. Called when the stage starts, after the stages
     before it finished."""
+    # The data stage verifies its own seed and sizes; evaluation is redone
+    # whenever the detector is.
+    if name not in ('upstream', 'detector'):
+      return None
     world_identity = {
         'seed': self.seed, 'upstream_train': self.scale.upstream_train,
         'upstream_val': self.scale.upstream_val,
@@ -199,9 +203,7 @@ class Demo:
                                world_identity)
     if name == 'upstream':
       return upstream
-    if name == 'detector':
-      return runs.config_key(self.detector_training().params(), upstream)
-    return None
+    return runs.config_key(self.detector_training().params(), upstream)
 
   def run_stage(self, name: str, title: str, work: Callable,
                 verify: Callable, force: bool = False) -> Dict:
