@@ -234,6 +234,7 @@ def main(_):
     sys.exit(preflight.EXIT_CODE)
   from backbone_reuse import train  # pylint: disable=g-import-not-at-top
   train.run(entry_plan.params, values.model_dir, entry_plan.mode)
+  train.end_process()  # Without the wait of a tf.data iterator's teardown.
 
 
 if __name__ == '__main__':

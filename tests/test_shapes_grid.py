@@ -292,6 +292,18 @@ class GridTest(tf.test.TestCase):
     self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
     self.assertIsNone(changed.committed(run.name, changed.key(run)))
 
+    # The learning curve retrains the seed-0 runs (their records have no
+    # curve) and evaluates them at each quarter of the 8 steps.
+    with contextlib.redirect_stdout(io.StringIO()):
+      curve = shapes_grid.ShapesGrid(output_dir, scale, report_dir).run(
+          curve=True)
+    self.assertEqual([r['name'] for r in curve['records']],
+                     ['fpn_finetune_large_s0', 'fpn_freeze_large_s0'])
+    for record in curve['records']:
+      self.assertEqual([point['step'] for point in record['curve']],
+                       [2, 4, 6, 8])
+    self.assertTrue(os.path.isfile(os.path.join(report_dir, 'curve.md')))
+
 
 if __name__ == '__main__':
   tf.test.main()

@@ -7,13 +7,14 @@ import sys
 import tensorflow as tf
 import yaml
 
+from backbone_reuse.analysis import eval_summaries
 import testing_utils
 
 
 class TrainCliTest(tf.test.TestCase):
 
   def _train(self, experiment: str, model_dir: str, train_split: str,
-             overrides: str = '') -> None:
+             overrides: str = '') -> subprocess.CompletedProcess:
     """`python -m backbone_reuse.train` from scratch on the toy set (JSON +
     PNGs -> TFRecords by the converter), evaluated on its val split."""
     data = testing_utils.toy_data()
@@ -29,10 +30,11 @@ class TrainCliTest(tf.test.TestCase):
          '--mode=train_and_eval', f'--model_dir={model_dir}'],
         cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
     self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+    return result
 
   def test_train_and_eval_writes_checkpoints_config_and_metrics(self):
     model_dir = os.path.join(self.get_temp_dir(), 'run')
-    self._train('backbone_reuse_maskrcnn_coco', model_dir, 'train')
+    result = self._train('backbone_reuse_maskrcnn_coco', model_dir, 'train')
 
     self.assertEqual(tf.train.latest_checkpoint(model_dir),
                      os.path.join(model_dir, 'ckpt-6'))
@@ -51,6 +53,15 @@ class TrainCliTest(tf.test.TestCase):
                            metrics['metrics'][prefix + 'AP50'])
     with open(os.path.join(model_dir, 'parameters.json')) as f:
       self.assertGreater(json.load(f)['trainable_params'], 0)
+    # The process ends without interpreter teardown (train.end_process):
+    # nothing it wrote may be lost — the last training summaries, the gin
+    # config written last, and the final log line.
+    train_steps = eval_summaries.read_scalars(model_dir, 'train')
+    self.assertEqual(max(train_steps), 6)
+    self.assertIn('training_loss', train_steps[6])
+    self.assertTrue(os.path.isfile(os.path.join(
+        model_dir, 'operative_config.train_and_eval.gin')))
+    self.assertIn('Run finished; everything is written to', result.stderr)
 
   def _train_on_val(self, steps: int) -> dict:
     """Box-only Faster R-CNN from scratch, trained and evaluated on the toy

@@ -19,7 +19,7 @@ freeze and fine-tune runs pair by seed. Every training is
 per-run overrides.yaml.
 
 `--curve` trains each capacity's finetune and freeze run (large upstream,
-seed 0) with a checkpoint about every quarter of the schedule, each evaluated:
+seed 0) with a checkpoint at every quarter of the schedule, each evaluated:
 the learning curve the schedule is chosen from. Those runs are the grid's
 seed-0 runs too (a run's identity ignores checkpointing).
 
@@ -267,12 +267,17 @@ class ShapesGrid:
     if run.upstream:
       task['init_checkpoint'] = self.path(
           self.upstream_name(run.upstream, run.seed))
+    # A curve run trains one loop per quarter: the trainer checkpoints at
+    # the end of its first loop and then every `every` steps, so the
+    # checkpoints fall on the quarters (with shorter loops they came late:
+    # 450 / 850 / 1250 of 1500).
     every = steps // CURVE_POINTS if curve else steps
+    loop = every if curve else min(self.scale.steps_per_loop, steps)
     return runs.Training(DETECTOR, run.config_files(), {
         'task': task,
         'trainer': {'train_steps': steps,
-                    'steps_per_loop': min(self.scale.steps_per_loop, every),
-                    'summary_interval': min(self.scale.steps_per_loop, every),
+                    'steps_per_loop': loop,
+                    'summary_interval': loop,
                     'checkpoint_interval': every,
                     'max_to_keep': CURVE_POINTS}}, seed=run.seed)
 
@@ -348,7 +353,10 @@ class ShapesGrid:
         model_dir, label, 'train and evaluate',
         lambda: self.train_and_evaluate(run, curve),
         lambda m: stages.verify_checkpoint(model_dir, m['train_steps']),
-        resumable=True, force=bool(stale), identity=key)
+        # A curve run evaluates more than a grid run: a grid run on disk is
+        # not a curve run (a curve run's committed record serves the grid).
+        resumable=True, force=bool(stale),
+        identity=f'{key} curve' if curve else key)
     record = dict(marker['record'], key=key, seconds=marker['seconds'])
     self._commit(run.name, record)
     return record

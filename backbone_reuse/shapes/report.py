@@ -574,10 +574,9 @@ def write_curve(records: List[Dict], context: Dict, report_dir: str) -> None:
       '# Learning curves of the Shapes grid (box AP × 100, val)', '',
       f'Produced by `{context["command"]}`: {scale["detector_steps"]} steps '
       f'of batch 8 on {scale["detection_train"]} images, large upstream, '
-      'seed 0, evaluated at the checkpoints the trainer wrote about every '
-      'quarter of the schedule (Model Garden saves at the end of the first '
-      'training loop past each interval, so the steps are those shown) and '
-      'at the end. The schedule anneals over the whole run, so earlier '
+      'seed 0, evaluated at the checkpoints the trainer wrote at each '
+      'quarter of the schedule (one training loop per quarter). The '
+      'schedule anneals over the whole run, so earlier '
       'points are not shorter schedules. A schedule is long enough when the '
       'last interval adds less than 1 AP.', '', learning_curves(records),
       '']))
