@@ -221,6 +221,25 @@ class GridTest(tf.test.TestCase):
                      {('finetune', 'large'), ('freeze', 'large')})
     self.assertEqual({r.strategy for r in runs[18:20]}, {'adapters'})
 
+  def test_detector_learning_rate_sets_the_schedule_and_the_identity(self):
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    scale = shapes_grid.SCALES['default']
+    run = shapes_grid.Run('fpn', 'freeze', 'large', 0)
+    default = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
+    faster = shapes_grid.ShapesGrid(
+        self.get_temp_dir(),
+        dataclasses.replace(scale, detector_learning_rate=0.16), report_dir)
+    optimizer = faster.training(run).params().trainer.optimizer_config
+    self.assertEqual(optimizer.learning_rate.cosine.initial_learning_rate,
+                     0.16)
+    self.assertAlmostEqual(optimizer.warmup.linear.warmup_learning_rate,
+                           0.016)
+    self.assertEqual(optimizer.learning_rate.cosine.decay_steps,
+                     scale.detector_steps)
+    self.assertEqual(default.training(run).params().trainer.optimizer_config
+                     .learning_rate.cosine.initial_learning_rate, 0.08)
+    self.assertNotEqual(default.key(run), faster.key(run))
+
   def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
     report_dir = os.path.join(self.get_temp_dir(), 'report')

@@ -109,6 +109,9 @@ class GridScale:
   upstream_steps: int
   detector_steps: int
   steps_per_loop: int
+  # Peak of the detectors' cosine schedule (warm-up from a tenth of it);
+  # None: the experiment's own (shapes_fasterrcnn: 0.08).
+  detector_learning_rate: Optional[float] = None
   key_seeds: int = 3  # Every capacity, large upstream, finetune | freeze.
   other_seeds: int = 2
   capacities: Tuple[str, ...] = experiments.CAPACITIES
@@ -273,13 +276,16 @@ class ShapesGrid:
     # 450 / 850 / 1250 of 1500).
     every = steps // CURVE_POINTS if curve else steps
     loop = every if curve else min(self.scale.steps_per_loop, steps)
-    return runs.Training(DETECTOR, run.config_files(), {
-        'task': task,
-        'trainer': {'train_steps': steps,
-                    'steps_per_loop': loop,
-                    'summary_interval': loop,
-                    'checkpoint_interval': every,
-                    'max_to_keep': CURVE_POINTS}}, seed=run.seed)
+    trainer = {'train_steps': steps, 'steps_per_loop': loop,
+               'summary_interval': loop, 'checkpoint_interval': every,
+               'max_to_keep': CURVE_POINTS}
+    rate = self.scale.detector_learning_rate
+    if rate is not None:
+      trainer['optimizer_config'] = {'learning_rate': {'cosine': {
+          'initial_learning_rate': rate}}, 'warmup': {'linear': {
+              'warmup_learning_rate': rate / 10}}}
+    return runs.Training(DETECTOR, run.config_files(),
+                         {'task': task, 'trainer': trainer}, seed=run.seed)
 
   def key(self, run: Run) -> str:
     upstream = (self.upstream_key(run.upstream, run.seed) if run.upstream
@@ -446,6 +452,13 @@ def _machine() -> Dict:
 def main(_):
   logging.set_verbosity(logging.WARNING)  # Each run's details: its train.log.
   scale = SCALES['quick' if FLAGS.quick else 'default']
+  if FLAGS.detector_learning_rate is not None:
+    if FLAGS.detector_learning_rate <= 0:
+      print(f'error: --detector_learning_rate={FLAGS.detector_learning_rate}'
+            '; accepted: a positive number', file=sys.stderr)
+      sys.exit(2)
+    scale = dataclasses.replace(
+        scale, detector_learning_rate=FLAGS.detector_learning_rate)
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
   ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(FLAGS.curve)
@@ -460,6 +473,9 @@ if __name__ == '__main__':
   flags.DEFINE_bool('quick', False, 'A tiny grid (what the tests run).')
   flags.DEFINE_bool('curve', False,
                     'Only the learning-curve runs: each capacity, finetune '
-                    'and freeze, evaluated about every quarter of the schedule.')
+                    'and freeze, evaluated at every quarter of the schedule.')
+  flags.DEFINE_float('detector_learning_rate', None,
+                     'Peak learning rate of every detector run (part of each '
+                     "run's identity). Unset: the scale's.")
   FLAGS = flags.FLAGS
   app.run(main)
