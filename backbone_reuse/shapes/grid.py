@@ -3,6 +3,8 @@ r"""The paper's Table 1 (and Table 3, Figures 1 and 4) in miniature, on a CPU.
   python -m backbone_reuse.shapes.grid [--output_dir=runs/shapes_grid] \
       [--report_dir=experiments/shapes/report]
   python -m backbone_reuse.shapes.grid --curve   # learning curves
+  python -m backbone_reuse.shapes.grid --curve --detector_steps=3000 \
+      [--detector_learning_rate=0.16]   # another schedule's curves
   python -m backbone_reuse.shapes.grid --quick   # tiny; what the tests run
 
 The grid (one Shapes world; the same schedule in every cell):
@@ -452,13 +454,15 @@ def _machine() -> Dict:
 def main(_):
   logging.set_verbosity(logging.WARNING)  # Each run's details: its train.log.
   scale = SCALES['quick' if FLAGS.quick else 'default']
-  if FLAGS.detector_learning_rate is not None:
-    if FLAGS.detector_learning_rate <= 0:
-      print(f'error: --detector_learning_rate={FLAGS.detector_learning_rate}'
-            '; accepted: a positive number', file=sys.stderr)
+  changes = {'detector_learning_rate': FLAGS.detector_learning_rate,
+             'detector_steps': FLAGS.detector_steps}
+  for name, value in changes.items():
+    if value is not None and value <= 0:
+      print(f'error: --{name}={value}; accepted: a positive number',
+            file=sys.stderr)
       sys.exit(2)
-    scale = dataclasses.replace(
-        scale, detector_learning_rate=FLAGS.detector_learning_rate)
+  scale = dataclasses.replace(
+      scale, **{k: v for k, v in changes.items() if v is not None})
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
   ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(FLAGS.curve)
@@ -477,5 +481,9 @@ if __name__ == '__main__':
   flags.DEFINE_float('detector_learning_rate', None,
                      'Peak learning rate of every detector run (part of each '
                      "run's identity). Unset: the scale's.")
+  flags.DEFINE_integer('detector_steps', None,
+                       'Training steps of every detector run (the schedule '
+                       "follows; part of each run's identity). Unset: the "
+                       "scale's.")
   FLAGS = flags.FLAGS
   app.run(main)
