@@ -91,11 +91,25 @@ class ReportWriterTest(tf.test.TestCase):
     lines = shapes_report.table1(_fixed_records(), 'box', 'AP').splitlines()
     self.assertIn(f'| {_FPN} | small | 10.0 | 15.0 | 12.0 | -3.0 |', lines)
     self.assertIn(f'| {_FPN} | large | 10.0 | 20.0 | 25.0 | +5.0 |', lines)
-    # Three seeds: mean and range; the difference of the means.
+    # Three seeds: mean and range; the mean of the per-seed differences.
     self.assertIn(f'| {_CASCADE} | large | — | 30.0 (29.0–31.0, n=3) | '
                   '32.2 (31.0–33.5, n=3) | +2.2 |', lines)
     # No NAS-FPN record: no NAS-FPN row.
     self.assertNotIn('| Faster R-CNN NAS-FPN |', '\n'.join(lines))
+
+  def test_differences_pair_by_seed(self):
+    # Adapters on seeds 0-1 only: adapters - freeze leaves out freeze's seed 2
+    # (+1.06 and +0.56 AP: +0.81; the difference of the means would be +1.39).
+    records = _fixed_records() + [
+        _record('nasfpn_cascade', 'adapters', 'large', ap, {'a': 0.3},
+                seed=seed) for seed, ap in ((0, 0.3306), (1, 0.3406))]
+    lines = shapes_report.table1(records, 'box', 'AP').splitlines()
+    self.assertIn(f'| {_CASCADE} | large | — | 30.0 (29.0–31.0, n=3) | '
+                  '32.2 (31.0–33.5, n=3) | +2.2 | 33.6 (33.1–34.1, n=2) | '
+                  '+0.8 |', lines)
+    self.assertIn(f'- Adapters ({_CASCADE}, large upstream): adapters − '
+                  'freeze box AP = +0.8;',
+                  '\n'.join(shapes_report.findings(records)))
 
   def test_table3_numbers(self):
     lines = shapes_report.table3(_fixed_records()).splitlines()

@@ -87,24 +87,37 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
   for capacity in CAPACITIES:
     scratch = metric(groups.get((capacity, 'scratch', None), []), kind, name)
     for upstream in UPSTREAMS:
-      cells = {s: metric(groups.get((capacity, s, upstream), []), kind, name)
-               for s in ('finetune', 'freeze', 'adapters')}
+      runs = {s: groups.get((capacity, s, upstream), [])
+              for s in ('finetune', 'freeze', 'adapters')}
+      cells = {s: metric(r, kind, name) for s, r in runs.items()}
       if not (scratch or any(cells.values())):
         continue
       row = (f'| {CAPACITY_TITLES[capacity]} | {upstream} | {_cell(scratch)} '
              f'| {_cell(cells["finetune"])} | {_cell(cells["freeze"])} | '
-             f'{_difference(cells["freeze"], cells["finetune"])} |')
+             f'{_difference(runs["freeze"], runs["finetune"], kind, name)} |')
       if with_adapters:
         row += (f' {_cell(cells["adapters"])} | '
-                f'{_difference(cells["adapters"], cells["freeze"])} |')
+                f'{_difference(runs["adapters"], runs["freeze"], kind, name)}'
+                ' |')
       lines.append(row)
   return '\n'.join(lines)
 
 
-def _difference(values: List[float], reference: List[float]) -> str:
-  if not (values and reference):
-    return '—'
-  return f'{100 * (_mean(values) - _mean(reference)):+.1f}'
+def _paired(records: List[Dict], reference: List[Dict], kind: str = 'box',
+            name: str = 'AP') -> Optional[float]:
+  """Mean over the seeds both lists have of (records - reference), x 100; the
+  seeds only one of them has are left out, so cells with different seeds
+  compare like with like. None without a common seed."""
+  by_seed = {r['run']['seed']: r['results'][kind][name] for r in reference}
+  differences = [r['results'][kind][name] - by_seed[r['run']['seed']]
+                 for r in records if r['run']['seed'] in by_seed]
+  return 100 * _mean(differences) if differences else None
+
+
+def _difference(records: List[Dict], reference: List[Dict], kind: str,
+                name: str) -> str:
+  value = _paired(records, reference, kind, name)
+  return '—' if value is None else f'{value:+.1f}'
 
 
 def table3(records: List[Dict]) -> str:
@@ -258,12 +271,9 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
 
 # -- the reading --------------------------------------------------------------------
 def _delta(groups, capacity, upstream, kind='box', name='AP'):
-  finetune = metric(groups.get((capacity, 'finetune', upstream), []), kind,
-                    name)
-  freeze = metric(groups.get((capacity, 'freeze', upstream), []), kind, name)
-  if not (finetune and freeze):
-    return None
-  return 100 * (_mean(freeze) - _mean(finetune))
+  """freeze - finetune x 100, paired by seed."""
+  return _paired(groups.get((capacity, 'freeze', upstream), []),
+                 groups.get((capacity, 'finetune', upstream), []), kind, name)
 
 
 def findings(records: List[Dict]) -> List[str]:
@@ -323,12 +333,9 @@ def findings(records: List[Dict]) -> List[str]:
           f'peak RSS, {flops:.2f} training FLOPs per step.')
   for capacity in CAPACITIES:
     for upstream in UPSTREAMS:
-      adapted = metric(groups.get((capacity, 'adapters', upstream), []),
-                       'box', 'AP')
-      frozen = metric(groups.get((capacity, 'freeze', upstream), []), 'box',
-                      'AP')
-      if adapted and frozen:
-        delta = 100 * (_mean(adapted) - _mean(frozen))
+      delta = _paired(groups.get((capacity, 'adapters', upstream), []),
+                      groups.get((capacity, 'freeze', upstream), []))
+      if delta is not None:
         lines.append(
             f'- Adapters ({CAPACITY_TITLES[capacity]}, {upstream} upstream): '
             f'adapters − freeze box AP = {delta:+.1f}; the paper (Table 7): '
@@ -472,7 +479,8 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   summary.json."""
   os.makedirs(report_dir, exist_ok=True)
   note = ('Box AP × 100 on the Shapes-world val set. Cells with several '
-          'seeds show mean (min–max, n).')
+          'seeds show mean (min–max, n); a difference is the mean of the '
+          'per-seed differences over the seeds both cells have.')
   sections = [('Box AP', 'box', 'AP'), ('Box AP50', 'box', 'AP50'),
               ('Box APr (rare classes)', 'box', 'APr'),
               ('Box APc (common classes)', 'box', 'APc'),
@@ -543,6 +551,9 @@ def readme(records: List[Dict], context: Dict) -> str:
       claims_table(claims(records)),
       '',
       '## Further readings of the numbers',
+      '',
+      'Each difference: the mean of the per-seed differences over the seeds '
+      'both cells have; ratios: of medians over seeds and upstreams.',
       '',
       *findings(records),
       '',
