@@ -76,6 +76,7 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
   """Rows capacity x upstream; scratch | finetune | freeze | freeze - finetune
   (+ adapters | adapters - freeze when there are adapter runs)."""
   groups = group(records)
+  by_seed = _by_seed(records)
   with_adapters = any(k[1] == 'adapters' for k in groups)
   header = ('| detector | upstream | scratch | finetune | freeze | '
             'freeze − finetune |')
@@ -87,36 +88,39 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
   for capacity in CAPACITIES:
     scratch = metric(groups.get((capacity, 'scratch', None), []), kind, name)
     for upstream in UPSTREAMS:
-      runs = {s: groups.get((capacity, s, upstream), [])
-              for s in ('finetune', 'freeze', 'adapters')}
-      cells = {s: metric(r, kind, name) for s, r in runs.items()}
+      cells = {s: metric(groups.get((capacity, s, upstream), []), kind, name)
+               for s in ('finetune', 'freeze', 'adapters')}
       if not (scratch or any(cells.values())):
         continue
+      frozen_gain = _difference(by_seed, capacity, upstream, 'freeze',
+                                'finetune', kind, name)
+      adapters_gain = _difference(by_seed, capacity, upstream, 'adapters',
+                                  'freeze', kind, name)
       row = (f'| {CAPACITY_TITLES[capacity]} | {upstream} | {_cell(scratch)} '
              f'| {_cell(cells["finetune"])} | {_cell(cells["freeze"])} | '
-             f'{_difference(runs["freeze"], runs["finetune"], kind, name)} |')
+             f'{frozen_gain} |')
       if with_adapters:
-        row += (f' {_cell(cells["adapters"])} | '
-                f'{_difference(runs["adapters"], runs["freeze"], kind, name)}'
-                ' |')
+        row += f' {_cell(cells["adapters"])} | {adapters_gain} |'
       lines.append(row)
   return '\n'.join(lines)
 
 
-def _paired(records: List[Dict], reference: List[Dict], kind: str = 'box',
-            name: str = 'AP') -> Optional[float]:
-  """Mean over the seeds both lists have of (records - reference), x 100; the
-  seeds only one of them has are left out, so cells with different seeds
-  compare like with like. None without a common seed."""
-  by_seed = {r['run']['seed']: r['results'][kind][name] for r in reference}
-  differences = [r['results'][kind][name] - by_seed[r['run']['seed']]
-                 for r in records if r['run']['seed'] in by_seed]
-  return 100 * _mean(differences) if differences else None
+def _paired(cells: Dict[Tuple, Dict[int, Dict]], capacity: str,
+            upstream: Optional[str], strategy: str, reference: str,
+            kind: str = 'box', name: str = 'AP') -> Optional[float]:
+  """strategy - reference x 100 in one (capacity, upstream), the mean of the
+  per-seed differences over the seeds both cells have (cells: _by_seed), so
+  cells with different seeds compare like with like. None without a common
+  seed."""
+  _, differences = _per_seed(cells, [
+      (+1, capacity, strategy, upstream, name),
+      (-1, capacity, reference, upstream, name)], kind)
+  return _mean(differences) if differences else None
 
 
-def _difference(records: List[Dict], reference: List[Dict], kind: str,
-                name: str) -> str:
-  value = _paired(records, reference, kind, name)
+def _difference(cells, capacity, upstream, strategy, reference, kind,
+                name) -> str:
+  value = _paired(cells, capacity, upstream, strategy, reference, kind, name)
   return '—' if value is None else f'{value:+.1f}'
 
 
@@ -270,18 +274,18 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
 
 
 # -- the reading --------------------------------------------------------------------
-def _delta(groups, capacity, upstream, kind='box', name='AP'):
+def _delta(cells, capacity, upstream, kind='box', name='AP'):
   """freeze - finetune x 100, paired by seed."""
-  return _paired(groups.get((capacity, 'freeze', upstream), []),
-                 groups.get((capacity, 'finetune', upstream), []), kind, name)
+  return _paired(cells, capacity, upstream, 'freeze', 'finetune', kind, name)
 
 
 def findings(records: List[Dict]) -> List[str]:
   """The paper's claims, each checked against the numbers (no judgement)."""
   groups = group(records)
+  cells = _by_seed(records)
   lines = []
   for upstream in UPSTREAMS:
-    deltas = {c: _delta(groups, c, upstream) for c in CAPACITIES}
+    deltas = {c: _delta(cells, c, upstream) for c in CAPACITIES}
     if all(d is not None for d in deltas.values()):
       text = ', '.join(f'{CAPACITY_TITLES[c]} {d:+.1f}'
                        for c, d in deltas.items())
@@ -294,7 +298,7 @@ def findings(records: List[Dict]) -> List[str]:
           f'{"positive" if deltas["nasfpn_cascade"] > 0 else "not positive"}'
           ' at the most capacity.')
   for capacity in CAPACITIES:
-    small, large = (_delta(groups, capacity, u) for u in UPSTREAMS)
+    small, large = (_delta(cells, capacity, u) for u in UPSTREAMS)
     if small is not None and large is not None:
       lines.append(
           f'- Upstream size ({CAPACITY_TITLES[capacity]}): freeze − finetune'
@@ -304,7 +308,7 @@ def findings(records: List[Dict]) -> List[str]:
   for capacity in CAPACITIES:
     parts = []
     for name in ('APr', 'APc', 'APf'):
-      value = _delta(groups, capacity, 'large', 'box', name)
+      value = _delta(cells, capacity, 'large', 'box', name)
       if value is not None:
         parts.append(f'{name} {value:+.1f}')
     if parts:
@@ -333,8 +337,7 @@ def findings(records: List[Dict]) -> List[str]:
           f'peak RSS, {flops:.2f} training FLOPs per step.')
   for capacity in CAPACITIES:
     for upstream in UPSTREAMS:
-      delta = _paired(groups.get((capacity, 'adapters', upstream), []),
-                      groups.get((capacity, 'freeze', upstream), []))
+      delta = _paired(cells, capacity, upstream, 'adapters', 'freeze')
       if delta is not None:
         lines.append(
             f'- Adapters ({CAPACITY_TITLES[capacity]}, {upstream} upstream): '
@@ -404,22 +407,28 @@ def _by_seed(records: List[Dict]) -> Dict[Tuple, Dict[int, Dict]]:
   return cells
 
 
+def _per_seed(cells: Dict[Tuple, Dict[int, Dict]], terms,
+              kind: str = 'box') -> Tuple[List[int], List[float]]:
+  """The seeds every term's cell has, and per seed the signed sum x 100 of
+  the terms (sign, capacity, strategy, upstream, metric name)."""
+  needed = [cells.get(term[1:4], {}) for term in terms]
+  seeds = sorted(set.intersection(*(set(c) for c in needed)))
+  return seeds, [
+      100 * sum(sign * cells[(capacity, strategy, upstream)][seed][
+          'results'][kind][name]
+                for sign, capacity, strategy, upstream, name in terms)
+      for seed in seeds]
+
+
 def claims(records: List[Dict]) -> List[Dict]:
   """Each claim whose cells have at least one common seed: the per-seed
   differences, their mean and 95 % interval, and the verdict."""
   cells = _by_seed(records)
   out = []
   for claim in CLAIMS:
-    needed = [cells.get(term[1:4], {}) for term in claim['terms']]
-    seeds = sorted(set.intersection(*(set(c) for c in needed)))
+    seeds, per_seed = _per_seed(cells, claim['terms'])
     if not seeds:
       continue
-    per_seed = [
-        100 * sum(sign * cells[(capacity, strategy, upstream)][seed][
-            'results']['box'][name]
-                  for sign, capacity, strategy, upstream, name
-                  in claim['terms'])
-        for seed in seeds]
     result = intervals.paired_interval(per_seed, [0.0] * len(per_seed))
     out.append({
         'claim': claim['claim'],
