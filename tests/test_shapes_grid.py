@@ -5,6 +5,8 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -253,6 +255,20 @@ class GridTest(tf.test.TestCase):
     self.assertEqual(default.training(run).params().trainer.optimizer_config
                      .learning_rate.cosine.initial_learning_rate, 0.08)
     self.assertNotEqual(default.key(run), faster.key(run))
+
+  def test_schedule_flags_refuse_what_is_not_positive(self):
+    output_dir = os.path.join(self.get_temp_dir(), 'refused')
+    for flag in ('--detector_steps=0', '--detector_learning_rate=-0.1'):
+      result = subprocess.run(
+          [sys.executable, '-m', 'backbone_reuse.shapes.grid', flag,
+           f'--output_dir={output_dir}'],
+          capture_output=True, text=True, check=False,
+          timeout=120)  # Were it not refused, the grid would run for hours.
+      self.assertEqual(result.returncode, 2, msg=result.stderr[-2000:])
+      self.assertIn(f'error: {flag}; accepted: a positive number',
+                    result.stderr)
+      # Refused before anything is generated or trained.
+      self.assertFalse(os.path.exists(output_dir))
 
   def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
