@@ -17,9 +17,7 @@ reports what preflight finds, without training. Bad input prints `error:`
 lines on stderr and exits with status 2.
 """
 import dataclasses
-import difflib
 import os
-import pathlib
 import re
 import shlex
 import sys
@@ -32,11 +30,12 @@ from official.core import train_utils
 import tensorflow as tf
 import yaml
 
+from backbone_reuse import manifest
 from backbone_reuse import preflight
 from backbone_reuse.configs import resolve
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
+REPO = manifest.REPO
+MANIFEST = manifest.MANIFEST
 BAD_INPUT_EXIT_CODE = 2
 # Task fields holding a data file or pattern (--data_dir moves them).
 DATA_FIELDS = (
@@ -52,16 +51,13 @@ class BadInput(ValueError):
   """The entry or flags cannot be run."""
 
 
-def load_manifest(path: pathlib.Path = MANIFEST) -> Dict[str, Dict]:
-  """{entry id: entry}, in the manifest's order."""
-  with open(path) as f:
-    return {entry['id']: entry for entry in yaml.safe_load(f)}
+load_manifest = manifest.load
 
 
 def find_entry(entries: Dict[str, Dict], entry_id: str) -> Dict:
   if entry_id in entries:
     return entries[entry_id]
-  close = difflib.get_close_matches(entry_id, list(entries), n=3, cutoff=0.5)
+  close = list(manifest.closest(entries, entry_id))
   raise BadInput(f'--entry={entry_id!r} is not in {MANIFEST.name}; '
                  f'closest: {close or "none"}; --entry=list lists all '
                  f'{len(entries)}.')

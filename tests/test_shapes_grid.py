@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from backbone_reuse.analysis import intervals
+from backbone_reuse.shapes import claims as shapes_claims
 from backbone_reuse.shapes import grid as shapes_grid
 from backbone_reuse.shapes import report as shapes_report
 
@@ -20,14 +22,15 @@ _CASCADE = 'Cascade R-CNN NAS-FPN'
 
 def _record(capacity, strategy, upstream, ap, per_class, seed=0,
             step=0.5, rss=2048.0, flops=4e9, tf_peak=512.0, apr=None,
-            apf=None):
+            apf=None, steps=None):
   box = dict(AP=ap, AP50=ap + 0.2, APr=ap - 0.1 if apr is None else apr,
              APc=ap, APf=ap + 0.1 if apf is None else apf,
              per_class=per_class)
   return {
       'run': {'capacity': capacity, 'strategy': strategy,
-              'upstream': upstream, 'seed': seed},
-      'name': f'{capacity}_{strategy}_{upstream}_s{seed}',
+              'upstream': upstream, 'seed': seed, 'steps': steps},
+      'name': f'{capacity}_{strategy}_{upstream}_s{seed}' + (
+          f'_{steps}steps' if steps else ''),
       'results': {'box': box},
       'curve': [],
       'seconds': 30.0,
@@ -110,7 +113,7 @@ class ReportWriterTest(tf.test.TestCase):
                   '32.2 (31.0–33.5, n=3) | +2.2 | 33.6 (33.1–34.1, n=2) | '
                   '+0.8 |', lines)
     self.assertIn(f'- Adapters ({_CASCADE}, large upstream): adapters − '
-                  'freeze box AP = +0.8;',
+                  'freeze box AP = +0.8.',
                   '\n'.join(shapes_report.findings(records)))
 
   def test_table3_numbers(self):
@@ -130,7 +133,7 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertAllClose(np.array(curves['scratch']), [[3, -10.0], [40, -10.0]])
 
   def test_claims_pair_by_seed_with_a_hand_computed_interval(self):
-    found = shapes_report.claims(_fixed_records())
+    found = shapes_claims.claims(_fixed_records())
 
     def claim(start):
       (match,) = [c for c in found if c['claim'].startswith(start)]
@@ -190,16 +193,18 @@ class ReportWriterTest(tf.test.TestCase):
             if c['capacity'] == 'nasfpn_cascade' and c['strategy'] == 'freeze']
     self.assertEqual(cell, [{'capacity': 'nasfpn_cascade',
                              'strategy': 'freeze', 'upstream': 'large',
-                             'seeds': [0, 1, 2],
+                             'steps': 1, 'seeds': [0, 1, 2],
                              'box_ap': [0.32, 0.335, 0.31],
                              'box_apr': [0.14, 0.16, 0.15]}])
     self.assertEqual(summary['claims'],
                      json.loads(json.dumps(
-                         shapes_report.claims(_fixed_records()))))
+                         shapes_claims.claims(_fixed_records()))))
     for claim in summary['claims']:
-      self.assertEqual(set(claim), {'claim', 'seeds', 'differences',
+      self.assertEqual(set(claim), {'claim', 'paper', 'paper_values',
+                                    'seeds', 'differences',
                                     'difference_mean', 'interval',
-                                    'expected_sign', 'verdict'})
+                                    'expected_sign', 'verdict',
+                                    'seeds_needed'})
     with open(os.path.join(report_dir, 'README.md')) as f:
       readme = f.read()
     self.assertIn('Wall time of all stages: 6.5 min (generating the world, 3 '
@@ -223,19 +228,53 @@ class GridTest(tf.test.TestCase):
     self.assertLen(set(names), len(names))
     seeds = {}
     for run in runs:
-      seeds.setdefault((run.capacity, run.strategy, run.upstream),
+      seeds.setdefault((run.capacity, run.strategy, run.upstream, run.steps),
                        []).append(run.seed)
+    large = {'fpn': [0, 1, 2], 'nasfpn': [0, 1, 2, 3, 4],
+             'nasfpn_cascade': list(range(8))}
+    small = {'fpn': [0, 1], 'nasfpn': [0, 1],
+             'nasfpn_cascade': [0, 1, 3, 4, 5]}
     for capacity in ('fpn', 'nasfpn', 'nasfpn_cascade'):
       for strategy in ('finetune', 'freeze'):
-        self.assertEqual(seeds[(capacity, strategy, 'large')], [0, 1, 2])
-        self.assertEqual(seeds[(capacity, strategy, 'small')], [0, 1])
-      self.assertEqual(seeds[(capacity, 'scratch', None)], [0, 1])
-    self.assertEqual(seeds[('nasfpn_cascade', 'adapters', 'large')], [0, 1])
-    self.assertLen(runs, 3 * (6 + 4 + 2) + 2)
-    # The cells the capacity claims pair come first, then the adapters.
-    self.assertEqual({(r.strategy, r.upstream) for r in runs[:18]},
-                     {('finetune', 'large'), ('freeze', 'large')})
-    self.assertEqual({r.strategy for r in runs[18:20]}, {'adapters'})
+        self.assertEqual(seeds[(capacity, strategy, 'large', None)],
+                         large[capacity])
+        self.assertEqual(seeds[(capacity, strategy, 'small', None)],
+                         small[capacity])
+      self.assertEqual(seeds[(capacity, 'scratch', None, None)], [0, 1])
+      # The schedule-length study: Cascade R-CNN NAS-FPN at 2x the steps,
+      # on seeds whose grid-schedule twins exist for both upstreams.
+      for upstream in ('large', 'small'):
+        for strategy in ('finetune', 'freeze'):
+          self.assertEqual(
+              seeds.get((capacity, strategy, upstream, 3000)),
+              [3, 4, 5] if capacity == 'nasfpn_cascade' else None)
+    self.assertEqual(seeds[('nasfpn_cascade', 'adapters', 'large', None)],
+                     [0, 1, 3, 4, 5])
+    self.assertLen(runs, 2 * (3 + 5 + 8) + 2 * (2 + 2 + 5) + 3 * 2 + 12 + 5)
+    # The first grid's seeds stay first (committed), then seed by seed so
+    # that the runs of one upstream checkpoint train one after another; the
+    # adapters (chosen on the dev split) last.
+    self.assertEqual({r.seed for r in runs[:36]}, {0, 1, 2})
+    self.assertEqual([r.strategy for r in runs[-5:]], ['adapters'] * 5)
+    order = [r.seed for r in runs[:-5]]
+    self.assertEqual(order, sorted(order))
+
+  def test_a_long_run_has_its_own_name_steps_and_key(self):
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+                                  shapes_grid.SCALES['default'], report_dir)
+    short = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 3)
+    long = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
+    self.assertEqual(long.name, 'nasfpn_cascade_freeze_large_s3_3000steps')
+    trainer = grid.training(long).params().trainer
+    self.assertEqual(trainer.train_steps, 3000)
+    # The schedule anneals over the long run.
+    self.assertEqual(
+        trainer.optimizer_config.learning_rate.cosine.decay_steps, 3000)
+    self.assertEqual(grid.training(short).params().trainer.train_steps, 1500)
+    self.assertNotEqual(grid.key(short), grid.key(long))
+    with self.assertRaisesRegex(ValueError, 'steps=0; accepted: a positive'):
+      shapes_grid.Run('fpn', 'freeze', 'large', 0, 0)
 
   def test_detector_learning_rate_sets_the_schedule_and_the_identity(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
@@ -297,6 +336,12 @@ class GridTest(tf.test.TestCase):
       with open(os.path.join(run_dir, 'params.yaml')) as f:
         self.assertIn(f"upstream_large_s{record['run']['seed']}", f.read())
     finetune, freeze = records[:2]
+    # A seed's runs started from one upstream checkpoint; another seed's
+    # upstream is another checkpoint.
+    self.assertEqual(finetune['upstream_checkpoint'],
+                     freeze['upstream_checkpoint'])
+    self.assertNotEqual(finetune['upstream_checkpoint'],
+                        records[2]['upstream_checkpoint'])
     self.assertLess(freeze['parameters']['trainable_params'],
                     finetune['parameters']['trainable_params'])
     self.assertLess(freeze['flops_per_step']['backward'],
@@ -331,6 +376,19 @@ class GridTest(tf.test.TestCase):
     self.assertEqual(printed.count('committed result reused'), 4)
     self.assertNotIn('[data]', printed)
     self.assertEqual(again['records'], records)
+
+    # --report_only trains nothing: a seed without records is named and left
+    # out.
+    out = io.StringIO()
+    more = dataclasses.replace(scale, large_seeds={'fpn': (0, 1, 2)})
+    fresh = os.path.join(self.get_temp_dir(), 'report_only')
+    with contextlib.redirect_stdout(out):
+      reported = shapes_grid.ShapesGrid(fresh, more, report_dir).run(
+          report_only=True)
+    self.assertIn('2 of 6 runs have no committed record and are left out: '
+                  'fpn_finetune_large_s2, fpn_freeze_large_s2', out.getvalue())
+    self.assertEqual(reported['records'], records)
+    self.assertFalse(os.path.exists(os.path.join(fresh, 'runs')))
 
     # A changed run (another detector schedule) is not taken for the
     # committed one.

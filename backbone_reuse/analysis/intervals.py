@@ -66,3 +66,34 @@ def verdict(interval: Optional[Sequence[float]], expected_sign: int) -> str:
   if hi < 0:
     return CONTRADICTED
   return INCONCLUSIVE
+
+
+def seeds_needed(differences: Sequence[float], confidence: float = 0.95,
+                 limit: int = 1000) -> Optional[int]:
+  """How many seeds a paired t interval needs to exclude 0, were the mean
+  and standard deviation what `differences` measured.
+
+  The smallest n >= 2 with t_{n-1} * sd / sqrt(n) < |mean|, where t_{n-1} is
+  the two-sided quantile at `confidence`.
+
+  Args:
+    differences: the measured per-seed differences (at least 2).
+    confidence: the interval's coverage.
+    limit: the largest n searched.
+
+  Returns:
+    n, or None if the differences cannot say (fewer than 2, or a mean of 0)
+    or no n up to `limit` would do.
+  """
+  n = len(differences)
+  if n < 2:
+    return None
+  mean = sum(differences) / n
+  if mean == 0:
+    return None
+  sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
+  quantile = 0.5 + confidence / 2
+  for seeds in range(2, limit + 1):
+    if stats.t.ppf(quantile, seeds - 1) * sd / math.sqrt(seeds) < abs(mean):
+      return seeds
+  return None

@@ -5,16 +5,22 @@ r"""The paper's Table 1 (and Table 3, Figures 1 and 4) in miniature, on a CPU.
   python -m backbone_reuse.shapes.grid --curve   # learning curves
   python -m backbone_reuse.shapes.grid --curve --detector_steps=3000 \
       [--detector_learning_rate=0.16]   # another schedule's curves
+  python -m backbone_reuse.shapes.grid --report_only   # from the records
   python -m backbone_reuse.shapes.grid --quick   # tiny; what the tests run
 
-The grid (one Shapes world; the same schedule in every cell):
+The grid (one Shapes world; the same schedule in every cell but the
+schedule-length study's):
   capacity  fpn | nasfpn | nasfpn_cascade    box-only Faster / Cascade R-CNN
                                              (configs/shapes/capacity/)
   strategy  scratch | finetune | freeze      configs/strategies/
             (+ adapters: the most capacity, large upstream; Table 7)
   upstream  small | large                    Shapes classification sets
-  seed      0-2 for (every capacity, large upstream, finetune | freeze),
-            0-1 for every other cell
+  seed      as many as the claims need (GridScale: 8 for Cascade R-CNN
+            NAS-FPN finetune | freeze on the large upstream, 5 for NAS-FPN
+            and for the small-upstream and adapters Cascade cells, 3 for
+            FPN, 2 elsewhere)
+  schedule  the grid's, and 2x for Cascade R-CNN NAS-FPN finetune | freeze,
+            large | small upstream, 3 seeds (the paper's observation 1)
 A detector run with seed s starts from the upstream trained with seed s, so
 freeze and fine-tune runs pair by seed. Every training is
 `python -m backbone_reuse.train` (shapes/runs.py) on committed YAMLs plus a
@@ -32,6 +38,7 @@ have now is not trained again, on any machine; so committing REPORT_DIR/runs
 as runs finish lets a fresh clone continue the grid.
 """
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -42,7 +49,7 @@ import pathlib
 import platform
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -75,6 +82,8 @@ class Run:
   strategy: str
   upstream: Optional[str] = None
   seed: int = 0
+  # Detector steps when not the scale's (the schedule-length study).
+  steps: Optional[int] = None
 
   def __post_init__(self):
     for field, value, accepted in (
@@ -89,15 +98,22 @@ class Run:
     if self.upstream not in (None, *experiments.UPSTREAMS):
       raise ValueError(f'upstream={self.upstream!r}; accepted: '
                        f'{", ".join(experiments.UPSTREAMS)}')
+    if self.steps is not None and self.steps <= 0:
+      raise ValueError(f'steps={self.steps}; accepted: a positive number')
 
   @property
   def name(self) -> str:
-    parts = [self.capacity, self.strategy, self.upstream, f's{self.seed}']
+    parts = [self.capacity, self.strategy, self.upstream, f's{self.seed}',
+             f'{self.steps}steps' if self.steps else None]
     return '_'.join(p for p in parts if p)
 
   def config_files(self) -> Tuple[str, ...]:
     return (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
             str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
+
+
+def _seeds(*ranges) -> Tuple[int, ...]:
+  return tuple(seed for r in ranges for seed in r)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,29 +130,54 @@ class GridScale:
   # Peak of the detectors' cosine schedule (warm-up from a tenth of it);
   # None: the experiment's own (shapes_fasterrcnn: 0.08).
   detector_learning_rate: Optional[float] = None
-  key_seeds: int = 3  # Every capacity, large upstream, finetune | freeze.
-  other_seeds: int = 2
   capacities: Tuple[str, ...] = experiments.CAPACITIES
-  adapters: bool = True
+  # The seeds of each cell. Seed s of a detector starts from the upstream
+  # trained with seed s, so cells pair by seed. The counts follow what each
+  # claim needs (report.CLAIMS; seeds_needed in the report); seeds 0-2 are
+  # the first grid's, later ones skip 2 where that upstream is not needed.
+  large_seeds: Mapping[str, Tuple[int, ...]] = dataclasses.field(
+      default_factory=lambda: {'fpn': _seeds(range(3)),
+                               'nasfpn': _seeds(range(5)),
+                               'nasfpn_cascade': _seeds(range(8))})
+  small_seeds: Mapping[str, Tuple[int, ...]] = dataclasses.field(
+      default_factory=lambda: {'fpn': (0, 1), 'nasfpn': (0, 1),
+                               'nasfpn_cascade': _seeds((0, 1), range(3, 6))})
+  scratch_seeds: Tuple[int, ...] = (0, 1)
+  adapters_seeds: Tuple[int, ...] = _seeds((0, 1), range(3, 6))
+  # The schedule-length study (the paper's observation 1, Table 2): Cascade
+  # R-CNN NAS-FPN, finetune | freeze, large | small upstream, at
+  # `long_steps` as well as at `detector_steps`. None: not run.
+  long_steps: Optional[int] = 3000
+  long_seeds: Tuple[int, ...] = _seeds(range(3, 6))
 
   def grid(self) -> List[Run]:
-    # Ordered by what the claims need (report.CLAIMS), so that a grid cut
-    # short still reports them: the cells every capacity claim pairs, then
-    # the most capacity's adapters, small upstream and scratch cells, then
-    # the other capacities' (Table 1's remaining cells).
-    found = [Run(capacity, s, 'large', seed)
-             for capacity in self.capacities
-             for seed in range(self.key_seeds)
-             for s in ('finetune', 'freeze')]
-    if self.adapters and 'nasfpn_cascade' in self.capacities:
+    """Every run, in the order they train: by seed, so that the runs that
+    start from one upstream checkpoint train one after another (on one
+    machine, from the same checkpoint: a retrained upstream is not
+    bit-identical); the adapters cells last (their setting is chosen on
+    the dev split)."""
+    found = []
+    for capacity in self.capacities:
+      for upstream, seeds in (('large', self.large_seeds),
+                              ('small', self.small_seeds)):
+        found += [Run(capacity, strategy, upstream, seed)
+                  for seed in seeds.get(capacity, ())
+                  for strategy in ('finetune', 'freeze')]
+      found += [Run(capacity, 'scratch', None, seed)
+                for seed in self.scratch_seeds]
+    if 'nasfpn_cascade' in self.capacities:
+      if self.long_steps and self.long_steps != self.detector_steps:
+        found += [Run('nasfpn_cascade', strategy, upstream, seed,
+                      self.long_steps)
+                  for upstream in experiments.UPSTREAMS
+                  for seed in self.long_seeds
+                  for strategy in ('finetune', 'freeze')]
       found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
-                for seed in range(self.other_seeds)]
-    for capacity in reversed(self.capacities):
-      for seed in range(self.other_seeds):
-        found += [Run(capacity, s, 'small', seed)
-                  for s in ('finetune', 'freeze')]
-        found.append(Run(capacity, 'scratch', None, seed))
-    return found
+                for seed in self.adapters_seeds]
+    upstreams = {'large': 0, 'small': 1, None: 2}
+    return sorted(found, key=lambda r: (r.strategy == 'adapters', r.seed,
+                                        upstreams[r.upstream],
+                                        r.steps or 0))
 
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0)
@@ -152,8 +193,9 @@ SCALES = {
     'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
                        detection_train=40, detection_val=40,
                        upstream_steps=4, detector_steps=8, steps_per_loop=2,
-                       key_seeds=2, other_seeds=0, capacities=('fpn',),
-                       adapters=False),
+                       capacities=('fpn',), large_seeds={'fpn': (0, 1)},
+                       small_seeds={}, scratch_seeds=(), adapters_seeds=(),
+                       long_steps=None, long_seeds=()),
 }
 
 
@@ -264,7 +306,7 @@ class ShapesGrid:
   # -- detector runs ----------------------------------------------------------
   def training(self, run: Run, curve: bool = False) -> runs.Training:
     detection = os.path.join(self.data, 'detection')
-    steps = self.scale.detector_steps
+    steps = run.steps or self.scale.detector_steps
     task = {'annotation_file': os.path.join(detection, 'val',
                                             'annotations.json'),
             'train_data': {'input_path': detection + '/train-*'},
@@ -300,6 +342,7 @@ class ShapesGrid:
     training = self.training(run, curve)
     runs.train(training, model_dir, 'train', run.name)
     results, _ = runs.evaluate(training, model_dir, self.scale.detection_val)
+    params = training.params()
     points = []
     if curve:  # The earlier checkpoints; the last one is `results`.
       for checkpoint in tf.train.get_checkpoint_state(
@@ -307,7 +350,7 @@ class ShapesGrid:
         at, _ = runs.evaluate(training, checkpoint, self.scale.detection_val)
         points.append({'step': int(checkpoint.rsplit('-', 1)[1]),
                        'box': _headline(at['box'])})
-      points.append({'step': self.scale.detector_steps,
+      points.append({'step': params.trainer.train_steps,
                      'box': _headline(results['box'])})
     params = training.params()
     return {
@@ -315,6 +358,12 @@ class ShapesGrid:
         'record': {
             'run': dataclasses.asdict(run), 'name': run.name,
             'results': results, 'curve': points,
+            # Which upstream checkpoint the run started from: same-seed
+            # retrainings are not bit-identical, so pairs that must share
+            # one can be checked.
+            'upstream_checkpoint': (
+                _checkpoint_digest(self.path(self.upstream_name(
+                    run.upstream, run.seed))) if run.upstream else None),
             'parameters': runs.load_json(model_dir, parameters.FILENAME),
             'resources': runs.load_json(model_dir, resources.FILENAME),
             'flops_per_step': self.flops(run),
@@ -370,14 +419,26 @@ class ShapesGrid:
     return record
 
   # -- driver -----------------------------------------------------------------
-  def run(self, curve: bool = False) -> Dict:
-    """Runs the grid (or its learning-curve runs); writes the report."""
+  def run(self, curve: bool = False, report_only: bool = False) -> Dict:
+    """Runs the grid (or its learning-curve runs); writes the report.
+
+    With `report_only`, trains nothing: the report is written from the
+    committed records that have the key their run would have now (the
+    others are named and left out).
+    """
     start = time.time()
     os.makedirs(self.root, exist_ok=True)
     todo = self.scale.curve() if curve else self.scale.grid()
     keys = {run.name: self.key(run) for run in todo}
     missing = [r for r in todo if not self.committed(r.name, keys[r.name])
                or (curve and not self.committed(r.name, keys[r.name])['curve'])]
+    if report_only:
+      if missing:
+        print(f'{len(missing)} of {len(todo)} runs have no committed record '
+              f'and are left out: {", ".join(r.name for r in missing)}',
+              flush=True)
+      todo = [r for r in todo if r not in missing]
+      missing = []
     data_redone = False
     data_record = self.committed(DATA, self.data_identity)
     if missing or not data_record:
@@ -411,6 +472,14 @@ class ShapesGrid:
       report.write_report(records, context, self.report_dir)
     print(f'Report written to {self.report_dir}', flush=True)
     return {'context': context, 'records': records}
+
+
+def _checkpoint_digest(directory: str) -> str:
+  """A digest of the latest checkpoint's index (it holds a CRC of every
+  saved tensor, so it changes with any value)."""
+  prefix = tf.train.latest_checkpoint(directory)
+  with open(prefix + '.index', 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def _headline(metrics: Dict) -> Dict:
@@ -465,7 +534,8 @@ def main(_):
       scale, **{k: v for k, v in changes.items() if v is not None})
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
-  ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(FLAGS.curve)
+  ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(
+      FLAGS.curve, FLAGS.report_only)
 
 
 if __name__ == '__main__':
@@ -478,6 +548,9 @@ if __name__ == '__main__':
   flags.DEFINE_bool('curve', False,
                     'Only the learning-curve runs: each capacity, finetune '
                     'and freeze, evaluated at every quarter of the schedule.')
+  flags.DEFINE_bool('report_only', False,
+                    'Train nothing: write the report from the committed '
+                    'records (those missing are named and left out).')
   flags.DEFINE_float('detector_learning_rate', None,
                      'Peak learning rate of every detector run (part of each '
                      "run's identity). Unset: the scale's.")

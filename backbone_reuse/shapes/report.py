@@ -18,7 +18,7 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt
 import numpy as np
 
-from backbone_reuse.analysis import intervals
+from backbone_reuse.shapes import claims
 from backbone_reuse.evaluation import stratified
 from backbone_reuse.shapes.experiments import CAPACITIES
 from backbone_reuse.shapes.experiments import CAPACITY_TITLES
@@ -76,7 +76,7 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
   """Rows capacity x upstream; scratch | finetune | freeze | freeze - finetune
   (+ adapters | adapters - freeze when there are adapter runs)."""
   groups = group(records)
-  by_seed = _by_seed(records)
+  by_seed = claims.by_seed(records)
   with_adapters = any(k[1] == 'adapters' for k in groups)
   header = ('| detector | upstream | scratch | finetune | freeze | '
             'freeze − finetune |')
@@ -105,22 +105,10 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
   return '\n'.join(lines)
 
 
-def _paired(cells: Dict[Tuple, Dict[int, Dict]], capacity: str,
-            upstream: Optional[str], strategy: str, reference: str,
-            kind: str = 'box', name: str = 'AP') -> Optional[float]:
-  """strategy - reference x 100 in one (capacity, upstream), the mean of the
-  per-seed differences over the seeds both cells have (cells: _by_seed), so
-  cells with different seeds compare like with like. None without a common
-  seed."""
-  _, differences = _per_seed(cells, [
-      (+1, capacity, strategy, upstream, name),
-      (-1, capacity, reference, upstream, name)], kind)
-  return _mean(differences) if differences else None
-
-
 def _difference(cells, capacity, upstream, strategy, reference, kind,
                 name) -> str:
-  value = _paired(cells, capacity, upstream, strategy, reference, kind, name)
+  value = claims.paired(cells, capacity, upstream, strategy, reference, kind,
+                        name)
   return '—' if value is None else f'{value:+.1f}'
 
 
@@ -276,35 +264,29 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
 # -- the reading --------------------------------------------------------------------
 def _delta(cells, capacity, upstream, kind='box', name='AP'):
   """freeze - finetune x 100, paired by seed."""
-  return _paired(cells, capacity, upstream, 'freeze', 'finetune', kind, name)
+  return claims.paired(cells, capacity, upstream, 'freeze', 'finetune', kind,
+                       name)
 
 
 def findings(records: List[Dict]) -> List[str]:
-  """The paper's claims, each checked against the numbers (no judgement)."""
+  """Further readings of the grid's numbers: differences and ratios only
+  (the verdicts are the claims')."""
   groups = group(records)
-  cells = _by_seed(records)
+  cells = claims.by_seed(records)
   lines = []
   for upstream in UPSTREAMS:
     deltas = {c: _delta(cells, c, upstream) for c in CAPACITIES}
-    if all(d is not None for d in deltas.values()):
-      text = ', '.join(f'{CAPACITY_TITLES[c]} {d:+.1f}'
-                       for c, d in deltas.items())
-      grows = deltas['nasfpn_cascade'] > deltas['fpn']
-      lines.append(
-          f'- Capacity ({upstream} upstream): freeze − finetune box AP = '
-          f'{text}. The paper: the delta grows with capacity and turns '
-          f'positive. Here it {"grows" if grows else "does not grow"} from '
-          f'FPN to NAS-FPN + Cascade and is '
-          f'{"positive" if deltas["nasfpn_cascade"] > 0 else "not positive"}'
-          ' at the most capacity.')
+    text = ', '.join(f'{CAPACITY_TITLES[c]} {d:+.1f}'
+                     for c, d in deltas.items() if d is not None)
+    if text:
+      lines.append(f'- Capacity ({upstream} upstream): freeze − finetune box '
+                   f'AP = {text}.')
   for capacity in CAPACITIES:
     small, large = (_delta(cells, capacity, u) for u in UPSTREAMS)
     if small is not None and large is not None:
       lines.append(
           f'- Upstream size ({CAPACITY_TITLES[capacity]}): freeze − finetune'
-          f' = {small:+.1f} (small) vs {large:+.1f} (large); the paper: '
-          f'larger upstream helps freezing more. Here: '
-          f'{"yes" if large > small else "no"}.')
+          f' = {small:+.1f} (small) vs {large:+.1f} (large).')
   for capacity in CAPACITIES:
     parts = []
     for name in ('APr', 'APc', 'APf'):
@@ -312,9 +294,8 @@ def findings(records: List[Dict]) -> List[str]:
       if value is not None:
         parts.append(f'{name} {value:+.1f}')
     if parts:
-      lines.append(f'- Rare classes ({CAPACITY_TITLES[capacity]}, large '
-                   f'upstream): freeze − finetune {", ".join(parts)}; the '
-                   'paper: the gain concentrates on rare classes.')
+      lines.append(f'- Frequency groups ({CAPACITY_TITLES[capacity]}, large '
+                   f'upstream): freeze − finetune {", ".join(parts)}.')
   for capacity in CAPACITIES:
     finetune = [r for k, v in groups.items() for r in v
                 if k[0] == capacity and k[1] == 'finetune']
@@ -337,123 +318,12 @@ def findings(records: List[Dict]) -> List[str]:
           f'peak RSS, {flops:.2f} training FLOPs per step.')
   for capacity in CAPACITIES:
     for upstream in UPSTREAMS:
-      delta = _paired(cells, capacity, upstream, 'adapters', 'freeze')
+      delta = claims.paired(cells, capacity, upstream, 'adapters', 'freeze')
       if delta is not None:
         lines.append(
             f'- Adapters ({CAPACITY_TITLES[capacity]}, {upstream} upstream): '
-            f'adapters − freeze box AP = {delta:+.1f}; the paper (Table 7): '
-            '+1.2 (ImageNet), +0.8 (JFT-300M).')
+            f'adapters − freeze box AP = {delta:+.1f}.')
   return lines
-
-
-# -- claims, with intervals over seeds ------------------------------------------
-# Each claim: a per-seed difference of box AP x 100 and the sign the paper
-# expects. A difference is built from cells (capacity, strategy, upstream)
-# and a metric; seeds present in every cell it needs are paired.
-CLAIMS = (
-    {'claim': 'With enough capacity (Cascade R-CNN NAS-FPN, large upstream), '
-              'freezing beats fine-tuning (paper Table 1: +0.7 / +1.7)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP')],
-     'sign': +1},
-    {'claim': 'With an FPN (large upstream), freezing loses to fine-tuning '
-              '(paper Table 3: -6.5)',
-     'terms': [(+1, 'fpn', 'freeze', 'large', 'AP'),
-               (-1, 'fpn', 'finetune', 'large', 'AP')],
-     'sign': -1},
-    {'claim': 'The gain from freezing grows with capacity: (freeze - '
-              'finetune) of Cascade R-CNN NAS-FPN minus that of FPN (large '
-              'upstream)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP'),
-               (-1, 'fpn', 'freeze', 'large', 'AP'),
-               (+1, 'fpn', 'finetune', 'large', 'AP')],
-     'sign': +1},
-    {'claim': 'A larger upstream helps freezing more: (freeze - finetune) '
-              'with the large minus the small upstream (Cascade R-CNN '
-              'NAS-FPN; paper Table 2: JFT-300M vs ImageNet)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'finetune', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'freeze', 'small', 'AP'),
-               (+1, 'nasfpn_cascade', 'finetune', 'small', 'AP')],
-     'sign': +1},
-    {'claim': 'Freezing helps rare classes most: (freeze - finetune) on APr '
-              'minus on APf (Cascade R-CNN NAS-FPN, large upstream; paper '
-              'Tables 5-6, Figure 4)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'APr'),
-               (-1, 'nasfpn_cascade', 'finetune', 'large', 'APr'),
-               (-1, 'nasfpn_cascade', 'freeze', 'large', 'APf'),
-               (+1, 'nasfpn_cascade', 'finetune', 'large', 'APf')],
-     'sign': +1},
-    {'claim': 'Pre-trained and frozen beats training from scratch (Cascade '
-              'R-CNN NAS-FPN, large upstream; paper Table 2)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'scratch', None, 'AP')],
-     'sign': +1},
-    {'claim': 'Residual adapters on the frozen backbone help further '
-              '(Cascade R-CNN NAS-FPN, large upstream; paper Table 7: +1.2)',
-     'terms': [(+1, 'nasfpn_cascade', 'adapters', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'freeze', 'large', 'AP')],
-     'sign': +1},
-)
-
-
-def _by_seed(records: List[Dict]) -> Dict[Tuple, Dict[int, Dict]]:
-  cells = collections.defaultdict(dict)
-  for record in records:
-    run = record['run']
-    cells[(run['capacity'], run['strategy'], run['upstream'])][
-        run['seed']] = record
-  return cells
-
-
-def _per_seed(cells: Dict[Tuple, Dict[int, Dict]], terms,
-              kind: str = 'box') -> Tuple[List[int], List[float]]:
-  """The seeds every term's cell has, and per seed the signed sum x 100 of
-  the terms (sign, capacity, strategy, upstream, metric name)."""
-  needed = [cells.get(term[1:4], {}) for term in terms]
-  seeds = sorted(set.intersection(*(set(c) for c in needed)))
-  return seeds, [
-      100 * sum(sign * cells[(capacity, strategy, upstream)][seed][
-          'results'][kind][name]
-                for sign, capacity, strategy, upstream, name in terms)
-      for seed in seeds]
-
-
-def claims(records: List[Dict]) -> List[Dict]:
-  """Each claim whose cells have at least one common seed: the per-seed
-  differences, their mean and 95 % interval, and the verdict."""
-  cells = _by_seed(records)
-  out = []
-  for claim in CLAIMS:
-    seeds, per_seed = _per_seed(cells, claim['terms'])
-    if not seeds:
-      continue
-    result = intervals.paired_interval(per_seed, [0.0] * len(per_seed))
-    out.append({
-        'claim': claim['claim'],
-        'seeds': seeds,
-        'differences': per_seed,
-        'difference_mean': result['difference_mean'],
-        'interval': result['interval'],
-        'expected_sign': claim['sign'],
-        'verdict': intervals.verdict(result['interval'], claim['sign']),
-    })
-  return out
-
-
-def claims_table(found: List[Dict]) -> str:
-  lines = ['| claim | seeds | difference per seed (AP × 100) | mean | 95 % '
-           'interval | verdict |', '|---|---|---|---|---|---|']
-  for claim in found:
-    interval = claim['interval']
-    lines.append(
-        f"| {claim['claim']} | {len(claim['seeds'])} | "
-        f"{', '.join(f'{d:+.1f}' for d in claim['differences'])} | "
-        f"{claim['difference_mean']:+.1f} | "
-        + (f'[{interval[0]:+.1f}, {interval[1]:+.1f}]' if interval else '—')
-        + f" | {claim['verdict']} |")
-  return '\n'.join(lines)
 
 
 def wall_minutes(records: List[Dict], context: Dict) -> float:
@@ -464,29 +334,96 @@ def wall_minutes(records: List[Dict], context: Dict) -> float:
   return (seconds + context['data_seconds']) / 60
 
 
+def _order(record: Dict) -> Tuple:
+  run = record['run']
+  return (CAPACITIES.index(run['capacity']), run['strategy'],
+          run.get('steps') or 0)
+
+
+def where_the_time_went(records: List[Dict], context: Dict) -> List[Dict]:
+  """Minutes and run counts per kind of stage (the world, the upstreams of
+  each size, each capacity's detectors on each schedule)."""
+  rows = collections.OrderedDict()
+
+  def add(name, seconds):
+    row = rows.setdefault(name, {'stage': name, 'runs': 0, 'minutes': 0.0})
+    row['runs'] += 1
+    row['minutes'] += seconds / 60
+  add('generate the world', context['data_seconds'])
+  for upstream in sorted(context['upstream'], key=lambda u: u['upstream']):
+    add(f"upstream ({upstream['upstream']})", upstream['seconds'])
+  for record in sorted(records, key=_order):
+    run = record['run']
+    schedule = (f", {run['steps']} steps" if run.get('steps') else '')
+    add(f"{CAPACITY_TITLES[run['capacity']]}, {run['strategy']}{schedule}",
+        record['seconds'])
+  return list(rows.values())
+
+
+def time_table(rows: List[Dict]) -> str:
+  total = sum(r['minutes'] for r in rows)
+  lines = ['| stage | runs | minutes | share |', '|---|---|---|---|']
+  lines += [f"| {r['stage']} | {r['runs']} | {r['minutes']:.1f} | "
+            f"{100 * r['minutes'] / total:.0f} % |" for r in rows]
+  lines.append(f'| all | {sum(r["runs"] for r in rows)} | {total:.1f} | '
+               '100 % |')
+  return '\n'.join(lines)
+
+
+def schedule_table(records: List[Dict]) -> str:
+  """Box AP of the schedule-length study's cells: each (strategy,
+  upstream) at the grid's schedule and at the long one, over the seeds both
+  have."""
+  cells = claims.by_seed(records)
+  lines = ['| strategy | upstream | seeds | grid schedule | long schedule | '
+           'long − grid |', '|---|---|---|---|---|---|']
+  for (capacity, strategy, upstream, schedule), long_runs in sorted(
+      cells.items(), key=lambda kv: str(kv[0])):
+    if schedule != claims.LONG:
+      continue
+    short_runs = cells.get((capacity, strategy, upstream, claims.DEFAULT), {})
+    seeds = sorted(set(short_runs) & set(long_runs))
+    if not seeds:
+      continue
+    short = [short_runs[s]['results']['box']['AP'] for s in seeds]
+    long = [long_runs[s]['results']['box']['AP'] for s in seeds]
+    steps = long_runs[seeds[0]]['run']['steps']
+    lines.append(
+        f'| {strategy} | {upstream} | {", ".join(map(str, seeds))} | '
+        f'{_cell(short)} | {_cell(long)} ({steps} steps) | '
+        f'{100 * (_mean(long) - _mean(short)):+.1f} |')
+  return '\n'.join(lines)
+
+
 def summary(records: List[Dict], context: Dict) -> Dict:
   """What summary.json holds: upstream top-1 per seed, per-cell box AP and
-  APr per seed, and the claims."""
+  APr per seed, the claims and where the time went."""
   upstream = {size: [u['top1'] for u in sorted(context['upstream'],
                                                 key=lambda u: u['seed'])
                      if u['upstream'] == size] for size in UPSTREAMS}
   cells = []
-  for (capacity, strategy, size), by_seed in sorted(
-      _by_seed(records).items(), key=lambda kv: str(kv[0])):
+  for (capacity, strategy, size, schedule), by_seed in sorted(
+      claims.by_seed(records).items(), key=lambda kv: str(kv[0])):
     seeds = sorted(by_seed)
     cells.append({
         'capacity': capacity, 'strategy': strategy, 'upstream': size,
+        'steps': by_seed[seeds[0]]['run'].get('steps') or (
+            context['scale']['detector_steps']),
         'seeds': seeds,
         'box_ap': [by_seed[s]['results']['box']['AP'] for s in seeds],
         'box_apr': [by_seed[s]['results']['box']['APr'] for s in seeds]})
   return {'wall_minutes': wall_minutes(records, context),
-          'upstream': upstream, 'cells': cells, 'claims': claims(records)}
+          'time': where_the_time_went(records, context),
+          'upstream': upstream, 'cells': cells,
+          'claims': claims.claims(records)}
 
 
 def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   """Writes table1.md, table3.md, figure1.png, figure4.png, README.md and
-  summary.json."""
+  summary.json. Tables and figures show the grid's schedule; the claims
+  use every record (the schedule-length study's too)."""
   os.makedirs(report_dir, exist_ok=True)
+  grid = [r for r in records if claims.cell(r)[3] == claims.DEFAULT]
   note = ('Box AP × 100 on the Shapes-world val set. Cells with several '
           'seeds show mean (min–max, n); a difference is the mean of the '
           'per-seed differences over the seeds both cells have.')
@@ -497,7 +434,7 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   text = ['# Table 1 analogue: strategy × detector capacity × upstream', '',
           note, '']
   for title, kind, name in sections:
-    text += [f'## {title}', '', table1(records, kind, name), '']
+    text += [f'## {title}', '', table1(grid, kind, name), '']
   _write(report_dir, 'table1.md', '\n'.join(text))
   _write(report_dir, 'table3.md', '\n'.join([
       '# Table 3 analogue: trained vs total parameters (and what training '
@@ -506,12 +443,12 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
       'moving statistics). GFLOPs: TF\'s registered FLOP statistics summed '
       'over one traced training step (forward, gradients of the trainable '
       'variables, optimizer update) at '
-      f'batch {records[0]["batch_size"]}. Step time: median over '
+      f'batch {grid[0]["batch_size"]}. Step time: median over '
       'training loops after the first; peak RSS of the training process.',
-      '', table3(records), '']))
-  figure1(records, os.path.join(report_dir, 'figure1.png'))
-  figure4(records, {name: c['instances']
-                    for name, c in context['annotations'].items()},
+      '', table3(grid), '']))
+  figure1(grid, os.path.join(report_dir, 'figure1.png'))
+  figure4(grid, {name: c['instances']
+                 for name, c in context['annotations'].items()},
           os.path.join(report_dir, 'figure4.png'))
   _write(report_dir, 'README.md', readme(records, context))
   _write(report_dir, SUMMARY,
@@ -555,16 +492,32 @@ def readme(records: List[Dict], context: Dict) -> str:
       'seed start from the same upstream checkpoint); the interval is '
       'Student\'s t 95 % interval of the mean. Reproduced: the interval '
       'lies on the side of 0 the paper reports; contradicted: on the other '
-      'side; inconclusive: it contains 0 (or one seed only).',
+      'side; inconclusive: it contains 0 (or one seed only). Seeds '
+      'needed: how many seeds an interval at the measured mean and spread '
+      'would need to exclude 0 (none: the mean is 0 or too small for 1000 '
+      'seeds). Paper values: experiments/paper_tables.yaml.',
       '',
-      claims_table(claims(records)),
+      claims.table(claims.claims(records)),
+      '',
+      '## Schedule length (Cascade R-CNN NAS-FPN)',
+      '',
+      'Box AP × 100 at the grid\'s schedule and at the long one, over the '
+      'seeds both have; each schedule anneals over its own run.',
+      '',
+      schedule_table(records),
       '',
       '## Further readings of the numbers',
       '',
       'Each difference: the mean of the per-seed differences over the seeds '
-      'both cells have; ratios: of medians over seeds and upstreams.',
+      'both cells have (grid schedule); ratios: of medians over seeds and '
+      'upstreams.',
       '',
-      *findings(records),
+      *findings([r for r in records
+                 if claims.cell(r)[3] == claims.DEFAULT]),
+      '',
+      '## Where the time went',
+      '',
+      time_table(where_the_time_went(records, context)),
       '',
   ])
 

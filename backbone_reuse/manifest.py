@@ -1,0 +1,48 @@
+"""The manifest of paper rows, experiments/paper_tables.yaml: each entry is
+one configuration (experiment, YAMLs, override) and the numbers the paper
+reports for it. It is the one home of paper numbers; whatever prints one
+reads it from here.
+"""
+import difflib
+import pathlib
+from typing import Dict, Sequence, Tuple
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
+
+
+def load(path: pathlib.Path = MANIFEST) -> Dict[str, Dict]:
+  """{entry id: entry}, in the manifest's order."""
+  with open(path) as f:
+    return {entry['id']: entry for entry in yaml.safe_load(f)}
+
+
+def closest(entries: Dict[str, Dict], entry_id: str) -> Sequence[str]:
+  """Up to three entry ids that look like `entry_id` (for error messages)."""
+  return difflib.get_close_matches(entry_id, list(entries), n=3, cutoff=0.5)
+
+
+def paper_number(entries: Dict[str, Dict], entry_id: str, key: str) -> float:
+  """The paper's `key` (e.g. box_ap) of one entry.
+
+  Raises:
+    KeyError: naming the entry or the key and what the entry has.
+  """
+  if entry_id not in entries:
+    raise KeyError(f'{entry_id!r} is not in {MANIFEST.name}; closest: '
+                   f'{list(closest(entries, entry_id)) or "none"}')
+  numbers = entries[entry_id].get('paper') or {}
+  if key not in numbers:
+    raise KeyError(f'{entry_id!r} has no paper {key!r}; it has: '
+                   f'{", ".join(numbers) or "no numbers"}')
+  return numbers[key]
+
+
+def paper_difference(entries: Dict[str, Dict],
+                     terms: Sequence[Tuple[int, str, str]]) -> float:
+  """sum(sign * number) over (sign, entry id, key) terms, e.g. a freeze row
+  minus its fine-tune row."""
+  return sum(sign * paper_number(entries, entry_id, key)
+             for sign, entry_id, key in terms)

@@ -1,0 +1,278 @@
+"""The paper's claims, checked on the Shapes grid's records with seeds.
+
+A claim is a per-seed difference of box AP x 100, built from cells
+(capacity, strategy, upstream, schedule) and a metric, and the sign the
+paper expects. Seeds present in every cell a claim needs are paired (seed s
+of every cell starts from the upstream trained with seed s). Each claim
+gets its per-seed differences, their mean, Student's t 95 % interval, a
+verdict (analysis/intervals.py), and how many seeds an interval at the
+measured mean and spread would need to exclude 0. The paper's numbers for a
+claim come from experiments/paper_tables.yaml (manifest.py).
+"""
+import collections
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from backbone_reuse import manifest
+from backbone_reuse.analysis import intervals
+
+# A cell's schedule: the grid's own (None) or the longer one of the
+# schedule-length study (any other step count; the grid runs one).
+DEFAULT = None
+LONG = 'long'
+
+Cell = Tuple[str, str, Optional[str], Optional[str]]
+
+
+def cell(record: Dict) -> Cell:
+  """(capacity, strategy, upstream, DEFAULT | LONG) of a record."""
+  run = record['run']
+  return (run['capacity'], run['strategy'], run['upstream'],
+          LONG if run.get('steps') else DEFAULT)
+
+
+def by_seed(records: Sequence[Dict]) -> Dict[Cell, Dict[int, Dict]]:
+  """{cell: {seed: record}}."""
+  cells = collections.defaultdict(dict)
+  for record in records:
+    cells[cell(record)][record['run']['seed']] = record
+  return cells
+
+
+def per_seed(cells: Dict[Cell, Dict[int, Dict]], terms,
+             kind: str = 'box') -> Tuple[List[int], List[float]]:
+  """The seeds every term's cell has, and per seed the signed sum x 100 of
+  the terms: (sign, capacity, strategy, upstream, metric name[, schedule])."""
+  def key(term) -> Cell:
+    return (*term[1:4], term[5] if len(term) > 5 else DEFAULT)
+  needed = [cells.get(key(term), {}) for term in terms]
+  seeds = sorted(set.intersection(*(set(c) for c in needed)))
+  return seeds, [
+      100 * sum(term[0] * cells[key(term)][seed]['results'][kind][term[4]]
+                for term in terms)
+      for seed in seeds]
+
+
+def paired(cells: Dict[Cell, Dict[int, Dict]], capacity: str,
+           upstream: Optional[str], strategy: str, reference: str,
+           kind: str = 'box', name: str = 'AP') -> Optional[float]:
+  """strategy - reference x 100 in one (capacity, upstream) on the grid's
+  schedule: the mean of the per-seed differences over the seeds both cells
+  have. None without a common seed."""
+  _, differences = per_seed(cells, [
+      (+1, capacity, strategy, upstream, name),
+      (-1, capacity, reference, upstream, name)], kind)
+  return sum(differences) / len(differences) if differences else None
+
+
+def _gain(capacity, upstream, metric='AP', schedule=DEFAULT):
+  """freeze - finetune terms."""
+  return [(+1, capacity, 'freeze', upstream, metric, schedule),
+          (-1, capacity, 'finetune', upstream, metric, schedule)]
+
+
+def _negate(terms):
+  """The terms with their signs flipped (grid or manifest terms)."""
+  return [(-t[0], *t[1:]) for t in terms]
+
+
+def _upstream_benefit(strategy, schedule):
+  """large - small upstream terms of one strategy (Cascade R-CNN NAS-FPN)."""
+  return [(+1, 'nasfpn_cascade', strategy, 'large', 'AP', schedule),
+          (-1, 'nasfpn_cascade', strategy, 'small', 'AP', schedule)]
+
+
+def _table1(detector, upstream, strategy):
+  return f'table1/{detector}/{upstream}_{strategy}'
+
+
+def _paper_gain(detector, reference='finetune'):
+  """The paper's freeze - reference on Table 1, ImageNet and JFT-300M."""
+  return [(name, [(+1, _table1(detector, upstream, 'freeze'), 'box_ap'),
+                       (-1, _table1(detector, upstream, reference)
+                        if reference != 'scratch'
+                        else f'table1/{detector}/scratch', 'box_ap')])
+          for name, upstream in (('ImageNet', 'imagenet'),
+                                 ('JFT-300M', 'jft'))]
+
+
+_CASCADE = 'r101_nasfpn_cascade'
+_LVIS_STAGE2 = 'table5/lvis/effb7_nasfpn/copy_paste_{}/stage2'
+
+# Each claim: text, terms, the sign the paper expects, and where the paper's
+# number comes from: (label, [(sign, manifest entry id, key)]).
+CLAIMS = (
+    {'claim': 'With enough capacity (Cascade R-CNN NAS-FPN, large upstream), '
+              'freezing beats fine-tuning',
+     'terms': _gain('nasfpn_cascade', 'large'), 'sign': +1,
+     'paper': ('Table 1', _paper_gain(_CASCADE))},
+    {'claim': 'With a NAS-FPN (large upstream), freezing beats fine-tuning',
+     'terms': _gain('nasfpn', 'large'), 'sign': +1,
+     'paper': ('Table 1', _paper_gain('r101_nasfpn'))},
+    {'claim': 'With an FPN (large upstream), freezing loses to fine-tuning',
+     'terms': _gain('fpn', 'large'), 'sign': -1,
+     'paper': ('Table 1', _paper_gain('r101_fpn'))},
+    {'claim': 'The gain from freezing grows with capacity: (freeze - '
+              'finetune) of Cascade R-CNN NAS-FPN minus that of FPN (large '
+              'upstream)',
+     'terms': _gain('nasfpn_cascade', 'large') + _negate(_gain('fpn',
+                                                               'large')),
+     'sign': +1,
+     'paper': ('Table 1', [
+         (label, cascade + _negate(fpn))
+         for (label, cascade), (_, fpn) in zip(_paper_gain(_CASCADE),
+                                               _paper_gain('r101_fpn'))])},
+    {'claim': 'A larger upstream helps freezing more: (freeze - finetune) '
+              'with the large minus the small upstream (Cascade R-CNN '
+              'NAS-FPN)',
+     'terms': _gain('nasfpn_cascade', 'large') + _negate(
+         _gain('nasfpn_cascade', 'small')),
+     'sign': +1,
+     'paper': ('Table 1', [('JFT-300M minus ImageNet',
+                            _paper_gain(_CASCADE)[1][1] + _negate(
+                                _paper_gain(_CASCADE)[0][1]))])},
+    {'claim': 'Freezing helps rare classes most: (freeze - finetune) on APr '
+              'minus on APf (Cascade R-CNN NAS-FPN, large upstream)',
+     'terms': _gain('nasfpn_cascade', 'large', 'APr') + _negate(
+         _gain('nasfpn_cascade', 'large', 'APf')),
+     'sign': +1,
+     'paper': ('Table 5, LVIS, Copy-Paste, stage 2', [('box', [
+         (+1, _LVIS_STAGE2.format('freeze'), 'box_apr'),
+         (-1, _LVIS_STAGE2.format('finetune'), 'box_apr'),
+         (-1, _LVIS_STAGE2.format('freeze'), 'box_apf'),
+         (+1, _LVIS_STAGE2.format('finetune'), 'box_apf')])])},
+    {'claim': 'Pre-trained and frozen beats training from scratch (Cascade '
+              'R-CNN NAS-FPN, large upstream)',
+     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'scratch', None, 'AP')],
+     'sign': +1,
+     'paper': ('Table 1', _paper_gain(_CASCADE, 'scratch'))},
+    {'claim': 'Residual adapters on the frozen backbone help further '
+              '(Cascade R-CNN NAS-FPN, large upstream)',
+     'terms': [(+1, 'nasfpn_cascade', 'adapters', 'large', 'AP'),
+               (-1, 'nasfpn_cascade', 'freeze', 'large', 'AP')],
+     'sign': +1,
+     'paper': ('Table 7 minus Table 1', [
+         (name, [(+1, f'table7/{_CASCADE}/{upstream}_adapters', 'box_ap'),
+                 (-1, _table1(_CASCADE, upstream, 'freeze'), 'box_ap')])
+         for name, upstream in (('ImageNet', 'imagenet'),
+                                ('JFT-300M', 'jft'))])},
+    # The schedule-length study (the paper's observation 1; Table 2).
+    {'claim': 'Longer training widens the gap between freezing and '
+              'fine-tuning: (freeze - finetune) at the long schedule minus '
+              'at the grid\'s (Cascade R-CNN NAS-FPN, large upstream)',
+     'terms': _gain('nasfpn_cascade', 'large', schedule=LONG) + _negate(
+         _gain('nasfpn_cascade', 'large')),
+     'sign': +1,
+     'paper': ('§1 observation 1; the short-schedule rows are in Appendix C, '
+               'not in our copy', [])},
+    {'claim': 'With longer training a larger upstream helps fine-tuning '
+              'less: (large - small upstream, finetune) at the long schedule '
+              'minus at the grid\'s (Cascade R-CNN NAS-FPN)',
+     'terms': _upstream_benefit('finetune', LONG) + _negate(
+         _upstream_benefit('finetune', DEFAULT)),
+     'sign': -1,
+     'paper': ('Table 2 (NAS-FPN), JFT-300M minus ImageNet', [
+         ('long, fine-tuned (He et al.)', [
+             (+1, 'table2/he_jft_long', 'box_ap'),
+             (-1, 'table2/he_imagenet_long', 'box_ap')]),
+         ('short (Sun et al.)', [
+             (+1, 'table2/sun_jft_short', 'box_ap'),
+             (-1, 'table2/sun_imagenet_short', 'box_ap')])])},
+    {'claim': 'With longer training freezing keeps the larger upstream\'s '
+              'benefit: (large - small upstream, freeze) at the long '
+              'schedule minus at the grid\'s (Cascade R-CNN NAS-FPN; the '
+              'paper: kept, so an interval above 0 or around it agrees and '
+              'one below 0 contradicts)',
+     'terms': _upstream_benefit('freeze', LONG) + _negate(
+         _upstream_benefit('freeze', DEFAULT)),
+     'sign': +1,
+     'paper': ('Table 1 (long), JFT-300M minus ImageNet, frozen', [
+         ('long, frozen', [(+1, _table1(_CASCADE, 'jft', 'freeze'), 'box_ap'),
+                           (-1, _table1(_CASCADE, 'imagenet', 'freeze'),
+                            'box_ap')])])},
+    {'claim': 'With longer training freezing keeps more of the larger '
+              'upstream\'s benefit than fine-tuning: the freeze minus the '
+              'finetune change of (large - small upstream) from the grid\'s '
+              'schedule to the long one (Cascade R-CNN NAS-FPN)',
+     'terms': (_upstream_benefit('freeze', LONG)
+               + _negate(_upstream_benefit('freeze', DEFAULT))
+               + _negate(_upstream_benefit('finetune', LONG))
+               + _upstream_benefit('finetune', DEFAULT)),
+     'sign': +1,
+     'paper': ('§4.2 (Table 2 and Appendix C)', [])},
+)
+
+
+def paper_values(claim: Dict, entries: Dict[str, Dict]) -> Dict[str, float]:
+  """{label: the paper's value} of one claim, from the manifest."""
+  _, values = claim['paper']
+  return {label: round(manifest.paper_difference(entries, terms), 2)
+          for label, terms in values}
+
+
+def paper_text(claim: Dict, entries: Dict[str, Dict]) -> str:
+  where, _ = claim['paper']
+  values = paper_values(claim, entries)
+  if not values:
+    return f'paper: {where}'
+  return f'paper {where}: ' + ' / '.join(
+      f'{value:+.1f} ({label})' for label, value in values.items())
+
+
+def claims(records: Sequence[Dict],
+           entries: Optional[Dict[str, Dict]] = None) -> List[Dict]:
+  """Each claim whose cells have at least one common seed: the per-seed
+  differences, their mean and 95 % interval, the verdict, the seeds an
+  interval would need at the measured mean and spread, and the paper's
+  values (entries: the manifest; default: experiments/paper_tables.yaml)."""
+  entries = manifest.load() if entries is None else entries
+  cells = by_seed(records)
+  out = []
+  for claim in CLAIMS:
+    seeds, differences = per_seed(cells, claim['terms'])
+    if not seeds:
+      continue
+    result = intervals.paired_interval(differences, [0.0] * len(differences))
+    out.append({
+        'claim': claim['claim'],
+        'paper': paper_text(claim, entries),
+        'paper_values': paper_values(claim, entries),
+        'seeds': seeds,
+        'differences': differences,
+        'difference_mean': result['difference_mean'],
+        'interval': result['interval'],
+        'expected_sign': claim['sign'],
+        'verdict': intervals.verdict(result['interval'], claim['sign']),
+        'seeds_needed': intervals.seeds_needed(differences),
+    })
+  return out
+
+
+def decided(claim: Dict) -> str:
+  """Whether the miniature decides the claim, in words."""
+  needed = claim['seeds_needed']
+  used = len(claim['seeds'])
+  if claim['verdict'] != intervals.INCONCLUSIVE:
+    return f'decided ({claim["verdict"]})'
+  if needed is None:
+    return ('not decidable at this spread' if used > 1
+            else 'needs 2 seeds for a spread')
+  return f'undecided: needs {needed} seeds, has {used}'
+
+
+def table(found: Sequence[Dict]) -> str:
+  """The claims as a markdown table."""
+  lines = ['| claim | paper | seeds used | seeds needed | difference per seed '
+           '(AP × 100) | mean | 95 % interval | verdict | decided? |',
+           '|---|---|---|---|---|---|---|---|---|']
+  for claim in found:
+    interval = claim['interval']
+    needed = claim['seeds_needed']
+    lines.append(
+        f"| {claim['claim']} | {claim['paper']} | {len(claim['seeds'])} | "
+        f"{needed if needed else '—'} | "
+        f"{', '.join(f'{d:+.1f}' for d in claim['differences'])} | "
+        f"{claim['difference_mean']:+.1f} | "
+        + (f'[{interval[0]:+.1f}, {interval[1]:+.1f}]' if interval else '—')
+        + f" | {claim['verdict']} | {decided(claim)} |")
+  return '\n'.join(lines)
