@@ -1,5 +1,6 @@
 """Reading Model Garden's TensorBoard scalars: one reader, two users."""
 import os
+import time
 
 import tensorflow as tf
 
@@ -34,3 +35,22 @@ class SummariesTest(tf.test.TestCase):
     self.assertAllClose([values['AP'], values['APr']], [0.2, 0.05])
     self.assertEqual(eval_summaries.read_last_eval(model_dir, 'none'),
                      (-1, {}))
+
+  def test_cpu_share_counts_this_process_only(self):
+    start = resources.clock()
+    while time.monotonic() - start[0] < 0.5:  # Busy: up to 1 CPU s/s.
+      pass
+    busy = resources.cpu_share(since=start)
+    self.assertEqual(busy['cpus'], os.cpu_count())
+    self.assertGreater(busy['cpu_seconds_per_second'], 0.2)
+    start = resources.clock()
+    time.sleep(0.5)
+    idle = resources.cpu_share(since=start)
+    self.assertLess(idle['cpu_seconds_per_second'],
+                    busy['cpu_seconds_per_second'])
+    # Without `since`: since the module's import.
+    self.assertGreater(resources.cpu_share()['cpu_seconds_per_second'], 0)
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -7,6 +7,9 @@ are the same measurements for any run of `backbone_reuse.train`:
     median over loops after the first (which includes tracing) is reported;
   * peak memory: the process's peak resident set (getrusage) and, where TF
     keeps allocator statistics, its own peak per device;
+  * CPU share: the process's CPU seconds per wall second and the machine's
+    load, so that a step time measured beside other work can be told from
+    one measured alone (on 2 cores a run alone uses about 2 CPU s/s);
   * training FLOPs per step: TF's registered FLOP statistics summed over
     one traced train step (forward, gradients of the trainable variables
     only, optimizer update) -- so a frozen backbone's missing backward pass
@@ -16,7 +19,8 @@ import json
 import os
 import resource
 import statistics
-from typing import Dict, List, Optional
+import time
+from typing import Dict, List, Optional, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -26,9 +30,35 @@ from backbone_reuse.analysis import eval_summaries
 FILENAME = 'resources.json'
 
 
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def clock() -> Tuple[float, float]:
+  """(wall, CPU seconds of this process) now."""
+  return time.monotonic(), _cpu_seconds()
+
+
+# Before training starts (train.py imports this module first).
+_IMPORTED = clock()
+
+
 def peak_rss_mb() -> float:
   """Peak resident memory of this process so far, in MiB (Linux: KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_share(since: Optional[Tuple[float, float]] = None) -> Dict:
+  """CPU seconds of this process per wall second since `since` (a
+  `clock()`; default: when this module was imported), the machine's CPU
+  count and its 1-minute load average."""
+  start_wall, start_cpu = since or _IMPORTED
+  wall, cpu = clock()
+  return {'cpu_seconds_per_second': round(
+              (cpu - start_cpu) / max(wall - start_wall, 1e-9), 3),
+          'cpus': os.cpu_count(),
+          'load_average_1min': round(os.getloadavg()[0], 2)}
 
 
 def tf_peak_memory_mb() -> Dict[str, float]:
@@ -129,6 +159,7 @@ def write(model_dir: str, extra: Optional[Dict] = None) -> Dict:
       'tf_peak_memory_mb': tf_peak_memory_mb(),
       'train_steps_per_second': rates,
       'median_step_seconds': median_step_seconds(rates),
+      'cpu': cpu_share(),
       **(extra or {}),
   }
   path = os.path.join(model_dir, FILENAME)
