@@ -5,27 +5,11 @@ no gradient, no optimizer slot, no L2 term; detector components train.
 """
 from absl.testing import parameterized
 import tensorflow as tf
-import tf_keras
 
 import testing_utils
 
 _STEPS = 3
-_DETECTOR_MODULES = {
-    'backbone_reuse_fasterrcnn_coco': ('decoder', 'rpn_head',
-                                       'detection_head'),
-    'backbone_reuse_maskrcnn_coco': ('decoder', 'rpn_head', 'detection_head',
-                                     'mask_head'),
-    'backbone_reuse_cascadercnn_coco': ('decoder', 'rpn_head',
-                                        'detection_head'),
-    'backbone_reuse_retinanet_coco': ('decoder', 'head'),
-}
-
-
-def _module_variables(model, name, trainable_only=True):
-  module = model.checkpoint_items[name]
-  parts = module if isinstance(module, (list, tuple)) else [module]
-  return [v for p in parts
-          for v in (p.trainable_weights if trainable_only else p.weights)]
+_DETECTOR_MODULES = testing_utils.DETECTOR_MODULES
 
 
 class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
@@ -52,36 +36,8 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
     return not (before[variable.ref()] == variable.numpy()).all()
 
   def _assert_frozen(self, model, optimizer, before, detector_modules):
-    backbone = model.backbone
-    self.assertFalse(backbone.trainable)
-    self.assertEmpty(backbone.trainable_weights)
-    # Weights and BatchNorm moving statistics are bit-identical.
-    stats = [v for v in backbone.weights if 'moving_' in v.name]
-    self.assertNotEmpty(stats)
-    for variable in backbone.weights:
-      self.assertAllEqual(before[variable.ref()], variable.numpy(),
-                          msg=variable.name)
-    # No L2 term from frozen weights reaches the loss.
-    self.assertEmpty(backbone.losses)
-    self.assertNotEmpty(model.losses)
-    # No optimizer slot for any backbone variable; one per trainable one.
-    self.assertIsInstance(optimizer, tf_keras.optimizers.legacy.Optimizer)
-    slot_names = optimizer.get_slot_names()
-    self.assertIn('momentum', slot_names)
-    for variable in backbone.weights:
-      for name in slot_names:
-        with self.assertRaises(KeyError, msg=variable.name):
-          optimizer.get_slot(variable, name)
-    for variable in model.trainable_weights:
-      optimizer.get_slot(variable, 'momentum')
-    # Detector components train: every kernel moves (a BatchNorm gamma may
-    # not, at warm-up learning rates, by float32 rounding).
-    for name in detector_modules:
-      kernels = [v for v in _module_variables(model, name)
-                 if 'kernel' in v.name]
-      self.assertNotEmpty(kernels, msg=name)
-      unchanged = [v.name for v in kernels if not self._changed(v, before)]
-      self.assertEmpty(unchanged, msg=name)
+    testing_utils.assert_frozen(self, model, optimizer, before,
+                                detector_modules)
 
   @parameterized.parameters(*_DETECTOR_MODULES)
   def test_freeze(self, experiment):

@@ -12,6 +12,7 @@ from official.vision.configs import image_classification
 from official.vision.tasks import image_classification as classification_task
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.shapes import lvis_world as shapes_lvis
@@ -157,6 +158,62 @@ def trained_model_dir(directory, experiment, strategy, task_overrides=None):
   tf.train.Checkpoint(model=model, global_step=tf.Variable(7)).save(
       os.path.join(model_dir, 'ckpt'))
   return params, task, model, model_dir
+
+
+# The detector components that must train beside a frozen backbone.
+DETECTOR_MODULES = {
+    'backbone_reuse_fasterrcnn_coco': ('decoder', 'rpn_head',
+                                       'detection_head'),
+    'backbone_reuse_maskrcnn_coco': ('decoder', 'rpn_head', 'detection_head',
+                                     'mask_head'),
+    'backbone_reuse_cascadercnn_coco': ('decoder', 'rpn_head',
+                                        'detection_head'),
+    'backbone_reuse_retinanet_coco': ('decoder', 'head'),
+}
+
+
+def module_variables(model, name, trainable_only=True):
+  module = model.checkpoint_items[name]
+  parts = module if isinstance(module, (list, tuple)) else [module]
+  return [v for p in parts
+          for v in (p.trainable_weights if trainable_only else p.weights)]
+
+
+def assert_frozen(test, model, optimizer, before, detector_modules):
+  """The freeze invariants after real training steps: backbone weights and
+  BatchNorm statistics bit-identical (and float32), no L2 term, no
+  optimizer slot; every kernel of `detector_modules` moved."""
+  backbone = model.backbone
+  test.assertFalse(backbone.trainable)
+  test.assertEmpty(backbone.trainable_weights)
+  stats = [v for v in backbone.weights if 'moving_' in v.name]
+  test.assertNotEmpty(stats)
+  for variable in backbone.weights:
+    test.assertEqual(variable.dtype, tf.float32, msg=variable.name)
+    test.assertAllEqual(before[variable.ref()], variable.numpy(),
+                        msg=variable.name)
+  # No L2 term from frozen weights reaches the loss.
+  test.assertEmpty(backbone.losses)
+  test.assertNotEmpty(model.losses)
+  # No optimizer slot for any backbone variable; one per trainable one.
+  test.assertIsInstance(optimizer, tf_keras.optimizers.legacy.Optimizer)
+  slot_names = optimizer.get_slot_names()
+  test.assertIn('momentum', slot_names)
+  for variable in backbone.weights:
+    for name in slot_names:
+      with test.assertRaises(KeyError, msg=variable.name):
+        optimizer.get_slot(variable, name)
+  for variable in model.trainable_weights:
+    optimizer.get_slot(variable, 'momentum')
+  # Detector components train: every kernel moves (a BatchNorm gamma may
+  # not, at warm-up learning rates, by float32 rounding).
+  for name in detector_modules:
+    kernels = [v for v in module_variables(model, name)
+               if 'kernel' in v.name]
+    test.assertNotEmpty(kernels, msg=name)
+    unchanged = [v.name for v in kernels
+                 if (before[v.ref()] == v.numpy()).all()]
+    test.assertEmpty(unchanged, msg=name)
 
 
 def error_lines(result):

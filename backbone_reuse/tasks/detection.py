@@ -25,6 +25,7 @@ from backbone_reuse.dataloaders import maskrcnn_input
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import class_balanced
+from backbone_reuse.modeling import precision
 from backbone_reuse.modeling import strategy
 
 
@@ -99,6 +100,7 @@ class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     model = factory.build_maskrcnn(input_specs, self.task_config.model,
                                    l2_regularizer, backbone=backbone)
+    precision.keep_nms_in_float32(model)
     # A symbolic call creates every variable, as Model Garden's task does.
     images = tf_keras.Input(self.task_config.model.input_size)
     image_shape = tf_keras.layers.Input([2])
@@ -127,5 +129,6 @@ class RetinaNetTask(_BackboneReuseTask, retinanet.RetinaNetTask):
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     model = factory.build_retinanet(input_specs, self.task_config.model,
                                     l2_regularizer, backbone=backbone)
+    precision.keep_nms_in_float32(model)
     model(tf_keras.Input(self.task_config.model.input_size), training=True)
     return model
