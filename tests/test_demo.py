@@ -40,6 +40,35 @@ class DemoTest(tf.test.TestCase):
     for a, b in zip(trained.backbone.weights, upstream.backbone.weights):
       self.assertAllEqual(a, b, msg=a.name)
 
+  def test_bfloat16_runs_the_whole_demo_and_says_so(self):
+    output_dir = os.path.join(self.get_temp_dir(), 'demo_bf16')
+    run = demo.Demo(output_dir, _TINY, precision='bfloat16',
+                    precision_reason='asked for')
+    with contextlib.redirect_stdout(io.StringIO()):
+      summary = run.run()
+    self.assertEqual(summary['precision']['dtype'], 'bfloat16')
+    for stage in ('upstream', 'detector'):
+      with open(os.path.join(output_dir, stage, 'params.yaml')) as f:
+        self.assertIn('mixed_precision_dtype: bfloat16', f.read())
+    with open(os.path.join(output_dir, 'summary.md')) as f:
+      self.assertIn('Precision: bfloat16 (asked for).', f.read())
+    self.assertLen(summary['results']['box']['per_class'], 40)
+    # Frozen in bfloat16 too: the detector's backbone is the upstream's.
+    self.assertFrozenUpstream(run)
+    # Another precision is another stage identity: nothing is reused.
+    self.assertNotEqual(run.identity('detector'),
+                        demo.Demo(output_dir, _TINY).identity('detector'))
+
+  def test_cli_refuses_an_unknown_precision(self):
+    result = subprocess.run(
+        [sys.executable, '-m', 'backbone_reuse.demo', '--precision=fp16',
+         f'--output_dir={self.get_temp_dir()}/refused'],
+        capture_output=True, text=True, check=False, timeout=300)
+    self.assertEqual(result.returncode, 2, msg=result.stderr[-2000:])
+    self.assertIn("error: --precision='fp16'; accepted: auto, float32, "
+                  'bfloat16', result.stderr)
+    self.assertFalse(os.path.exists(f'{self.get_temp_dir()}/refused'))
+
   def test_runs_resumes_and_recovers(self):
     output_dir = os.path.join(self.get_temp_dir(), 'demo')
 

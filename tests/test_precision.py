@@ -186,6 +186,42 @@ class ClassificationTrainsInBfloat16Test(_Bfloat16TestCase):
       self.assertEqual(variable.dtype, tf.float32, msg=variable.name)
 
 
+class ChooseTest(tf.test.TestCase):
+
+  def test_auto_follows_the_hardware(self):
+    self.assertEqual(
+        precision.choose('auto', flags=('avx2', 'amx_bf16'), gpus=[]),
+        ('bfloat16', 'auto: the CPU reports amx_bf16'))
+    self.assertEqual(
+        precision.choose('auto', flags=('avx512_bf16',), gpus=[])[0],
+        'bfloat16')
+    self.assertEqual(
+        precision.choose('auto', flags=('avx2', 'avx512f'), gpus=[]),
+        ('float32', 'auto: the CPU reports none of amx_bf16, avx512_bf16'))
+    self.assertEqual(
+        precision.choose('auto', flags=(), gpus=['/physical_device:GPU:0']),
+        ('bfloat16', 'auto: /physical_device:GPU:0 support bfloat16'))
+
+  def test_explicit_choices_are_kept(self):
+    self.assertEqual(precision.choose('float32', flags=('amx_bf16',),
+                                      gpus=[])[0], 'float32')
+    self.assertEqual(precision.choose('bfloat16', flags=(), gpus=[])[0],
+                     'bfloat16')
+
+  def test_refuses_an_unknown_precision(self):
+    with self.assertRaisesRegex(ValueError, "--precision='fp16'; accepted: "
+                                'auto, float32, bfloat16'):
+      precision.choose('fp16')
+
+  def test_reads_the_cpu_flags(self):
+    path = os.path.join(self.get_temp_dir(), 'cpuinfo')
+    with open(path, 'w') as f:
+      f.write('processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_bf16 sse\n')
+    self.assertEqual(precision.cpu_flags(path),
+                     ('amx_bf16', 'avx512_bf16', 'fpu', 'sse'))
+    self.assertEqual(precision.cpu_flags(path + '.missing'), ())
+
+
 class ExportOfABfloat16DetectorTest(tf.test.TestCase):
 
   def test_serves_float32(self):

@@ -276,6 +276,30 @@ class GridTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'steps=0; accepted: a positive'):
       shapes_grid.Run('fpn', 'freeze', 'large', 0, 0)
 
+  def test_precision_is_part_of_every_name_and_key(self):
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    scale = shapes_grid.SCALES['default']
+    float32 = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
+    bfloat16 = shapes_grid.ShapesGrid(
+        self.get_temp_dir(), dataclasses.replace(scale, precision='bfloat16'),
+        report_dir)
+    run32, run16 = float32.scale.grid()[0], bfloat16.scale.grid()[0]
+    # float32 names are the names committed before precision was a choice.
+    self.assertEqual(run32.name, 'fpn_finetune_large_s0')
+    self.assertEqual(run16.name, 'fpn_finetune_large_s0_bfloat16')
+    self.assertEqual(bfloat16.upstream_name('large', 0),
+                     'upstream_large_s0_bfloat16')
+    self.assertNotEqual(float32.key(run32), bfloat16.key(run16))
+    self.assertNotEqual(float32.upstream_key('large', 0),
+                        bfloat16.upstream_key('large', 0))
+    for grid, dtype in ((float32, 'float32'), (bfloat16, 'bfloat16')):
+      self.assertEqual(grid.training(grid.scale.grid()[0]).params()
+                       .runtime.mixed_precision_dtype, dtype)
+      self.assertEqual(grid.upstream_training('large', 0).params()
+                       .runtime.mixed_precision_dtype, dtype)
+    with self.assertRaisesRegex(ValueError, "precision='fp16'; accepted"):
+      shapes_grid.Run('fpn', 'freeze', 'large', 0, precision='fp16')
+
   def test_detector_learning_rate_sets_the_schedule_and_the_identity(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     scale = shapes_grid.SCALES['default']

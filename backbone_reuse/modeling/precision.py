@@ -8,7 +8,7 @@ detection generator for subclasses that cast their inputs to float32 and
 compute in float32 (they have no variables, so checkpoints are unchanged);
 the rest of the model keeps the mixed policy.
 """
-from typing import Any
+from typing import Any, List, Optional, Sequence, Tuple
 
 from official.vision.modeling import maskrcnn_model
 from official.vision.modeling import retinanet_model
@@ -101,3 +101,66 @@ def keep_nms_in_float32(model: tf_keras.Model) -> None:
       continue  # Model Garden's other NMS versions handle bfloat16.
     setattr(model, attribute,
             replacement(**layer.get_config(), dtype='float32'))
+
+
+# -- choosing the precision ------------------------------------------------------
+PRECISIONS = ('auto', 'float32', 'bfloat16')
+# CPU flags (Linux /proc/cpuinfo) of the instructions oneDNN runs bfloat16
+# matrix products with; elsewhere TensorFlow emulates bfloat16 (slowly).
+CPU_BF16_FLAGS = ('amx_bf16', 'avx512_bf16')
+
+
+def cpu_flags(cpuinfo: str = '/proc/cpuinfo') -> Tuple[str, ...]:
+  """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith('flags'):
+          return tuple(sorted(line.split(':', 1)[1].split()))
+  except OSError:
+    pass
+  return ()
+
+
+def _gpus_with_bf16() -> List[str]:
+  found = []
+  for gpu in tf.config.list_physical_devices('GPU'):
+    capability = tf.config.experimental.get_device_details(gpu).get(
+        'compute_capability')
+    if capability and tuple(capability) >= (8, 0):  # Ampere and later.
+      found.append(gpu.name)
+  return found
+
+
+def choose(precision: str, flags: Optional[Sequence[str]] = None,
+           gpus: Optional[Sequence[str]] = None) -> Tuple[str, str]:
+  """The precision a run trains in, and why, in words.
+
+  Args:
+    precision: 'auto', 'float32' or 'bfloat16'. 'auto' is bfloat16 where
+      the CPU reports AMX-BF16 or AVX512-BF16 or a GPU supports bfloat16,
+      float32 elsewhere.
+    flags: the CPU flags (default: this machine's).
+    gpus: GPUs with bfloat16 (default: this machine's).
+
+  Returns:
+    ('float32' | 'bfloat16', the reason).
+
+  Raises:
+    ValueError: an unknown precision.
+  """
+  if precision not in PRECISIONS:
+    raise ValueError(f'--precision={precision!r}; accepted: '
+                     f'{", ".join(PRECISIONS)}')
+  flags = cpu_flags() if flags is None else flags
+  found = [f for f in CPU_BF16_FLAGS if f in flags]
+  cpu = (f'the CPU reports {", ".join(found)}' if found
+         else f'the CPU reports none of {", ".join(CPU_BF16_FLAGS)}')
+  if precision != 'auto':
+    return precision, f'asked for ({cpu})'
+  gpus = _gpus_with_bf16() if gpus is None else gpus
+  if gpus:
+    return 'bfloat16', f'auto: {", ".join(gpus)} support bfloat16'
+  if found:
+    return 'bfloat16', f'auto: {cpu}'
+  return 'float32', f'auto: {cpu}'

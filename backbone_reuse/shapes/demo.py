@@ -1,6 +1,7 @@
 r"""The whole method on a CPU, in minutes: the Shapes-world demo.
 
-  python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default]
+  python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default] \
+      [--precision=auto|float32|bfloat16]
 
 Stages, each skipped when a verified result of an earlier run is there:
   data      generate the upstream classification set and the long-tailed
@@ -13,7 +14,9 @@ Stages, each skipped when a verified result of an earlier run is there:
             a Mask R-CNN step, experiments/shapes/report/step_time.md);
   evaluate  COCO box metrics plus AP on rare/common/frequent classes,
             written to summary.md / summary.json, and predictions.png.
-A stage whose artefacts fail verification (truncated TFRecord, unreadable
+Both trainings run in `--precision` (auto: bfloat16 where the CPU reports
+AMX-BF16 or AVX512-BF16, float32 elsewhere; modeling/precision.py); the
+summary says which ran and why. A stage whose artefacts fail verification (truncated TFRecord, unreadable
 checkpoint, ...) is redone from scratch, never reused.
 """
 import dataclasses
@@ -24,6 +27,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
 
 # pylint: disable=g-import-not-at-top
 import resource
+import sys
 from typing import Callable, Dict, Optional
 
 from absl import app
@@ -33,6 +37,7 @@ import tensorflow as tf
 
 from backbone_reuse.analysis import visualize
 from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
@@ -62,10 +67,13 @@ SCALES = {
 class Demo:
   """Runs the stages under `output_dir` at `scale`."""
 
-  def __init__(self, output_dir: str, scale: Scale, seed: int = 0):
+  def __init__(self, output_dir: str, scale: Scale, seed: int = 0,
+               precision: str = 'float32', precision_reason: str = ''):
     self.root = os.path.abspath(output_dir)
     self.scale = scale
     self.seed = seed
+    self.precision = precision
+    self.precision_reason = precision_reason
     self.data = os.path.join(self.root, 'data')
     self.timings: Dict[str, float] = {}
 
@@ -121,7 +129,8 @@ class Demo:
     return runs.Training('shapes_classification', (), {
         'task': {'train_data': {'input_path': upstream + '/train-*'},
                  'validation_data': {'input_path': upstream + '/val-*'}},
-        'trainer': {'train_steps': self.scale.upstream_steps}},
+        'trainer': {'train_steps': self.scale.upstream_steps},
+        'runtime': {'mixed_precision_dtype': self.precision}},
                          seed=self.seed)
 
   def detector_training(self) -> runs.Training:
@@ -133,7 +142,8 @@ class Demo:
                  'annotation_file': self._val_annotations(),
                  'train_data': {'input_path': detection + '/train-*'},
                  'validation_data': {'input_path': detection + '/val-*'}},
-        'trainer': {'train_steps': self.scale.detector_steps}},
+        'trainer': {'train_steps': self.scale.detector_steps},
+        'runtime': {'mixed_precision_dtype': self.precision}},
                          seed=self.seed)
 
   def _train(self, training: runs.Training, stage: str, mode: str):
@@ -233,6 +243,10 @@ class Demo:
     summary = {
         'scale': dataclasses.asdict(self.scale),
         'seed': self.seed,
+        'precision': {'dtype': self.precision,
+                      'reason': self.precision_reason,
+                      'cpu_bf16_flags': [f for f in precision.CPU_BF16_FLAGS
+                                         if f in precision.cpu_flags()]},
         'upstream': markers['upstream']['metrics'],
         'results': markers['evaluate']['results'],
         'seconds': self.timings,
@@ -255,6 +269,14 @@ def _peak_rss_mb() -> float:
   return max(own, children) / 1024.0
 
 
+def _precision_line(summary: Dict) -> str:
+  found = summary.get('precision')
+  if not found:  # A summary from before precision was a choice.
+    return 'float32'
+  return f"{found['dtype']} ({found['reason']})" if found['reason'] else (
+      found['dtype'])
+
+
 def render_summary(summary: Dict) -> str:
   """A markdown summary a person can read."""
   box = summary['results']['box']
@@ -269,8 +291,8 @@ def render_summary(summary: Dict) -> str:
   lines = [
       '# Shapes-world demo: frozen-backbone Faster R-CNN',
       '',
-      f"Seed {summary['seed']}. Upstream classification top-1 accuracy "
-      f'(val): {accuracy:.3f}',
+      f"Seed {summary['seed']}. Precision: {_precision_line(summary)}. "
+      f'Upstream classification top-1 accuracy (val): {accuracy:.3f}',
       '',
       'Validation metrics (COCO AP; APr/APc/APf average the per-class AP of '
       'rare / common / frequent classes):',
@@ -287,8 +309,14 @@ def render_summary(summary: Dict) -> str:
 
 def main(_):
   logging.set_verbosity(logging.WARNING)
+  try:
+    dtype, reason = precision.choose(flags.FLAGS.precision)
+  except ValueError as error:
+    print(f'error: {error}', file=sys.stderr)
+    sys.exit(2)
+  print(f'Precision: {dtype} ({reason}).', flush=True)
   Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale],
-       flags.FLAGS.seed).run()
+       flags.FLAGS.seed, dtype, reason).run()
 
 
 def define_flags():
@@ -298,6 +326,10 @@ def define_flags():
                       'Where data, checkpoints and results go.')
   flags.DEFINE_enum('scale', 'default', list(SCALES),
                     'How much data and training.')
+  flags.DEFINE_string('precision', 'auto',
+                      'auto | float32 | bfloat16 for both trainings. auto: '
+                      'bfloat16 where the CPU reports AMX-BF16 or '
+                      'AVX512-BF16 (or a GPU supports it), else float32.')
   flags.DEFINE_integer('seed', 0,
                        'Generates the Shapes world and seeds both trainings '
                        '(data order, samplers, initialisation).')

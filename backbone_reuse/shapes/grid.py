@@ -60,6 +60,7 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
+from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import experiments
 from backbone_reuse.shapes import report
@@ -84,6 +85,7 @@ class Run:
   seed: int = 0
   # Detector steps when not the scale's (the schedule-length study).
   steps: Optional[int] = None
+  precision: str = 'float32'  # Or 'bfloat16' (runtime.mixed_precision_dtype).
 
   def __post_init__(self):
     for field, value, accepted in (
@@ -100,16 +102,29 @@ class Run:
                        f'{", ".join(experiments.UPSTREAMS)}')
     if self.steps is not None and self.steps <= 0:
       raise ValueError(f'steps={self.steps}; accepted: a positive number')
+    if self.precision not in _PRECISIONS:
+      raise ValueError(f'precision={self.precision!r}; accepted: '
+                       f'{", ".join(_PRECISIONS)}')
 
   @property
   def name(self) -> str:
+    # float32 runs keep the names (and records) they had before precision
+    # was a choice; bfloat16 runs never share a name with them.
     parts = [self.capacity, self.strategy, self.upstream, f's{self.seed}',
-             f'{self.steps}steps' if self.steps else None]
+             f'{self.steps}steps' if self.steps else None,
+             _precision_suffix(self.precision)]
     return '_'.join(p for p in parts if p)
 
   def config_files(self) -> Tuple[str, ...]:
     return (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
             str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
+
+
+_PRECISIONS = ('float32', 'bfloat16')
+
+
+def _precision_suffix(precision: str) -> Optional[str]:
+  return None if precision == 'float32' else precision
 
 
 def _seeds(*ranges) -> Tuple[int, ...]:
@@ -149,6 +164,9 @@ class GridScale:
   # `long_steps` as well as at `detector_steps`. None: not run.
   long_steps: Optional[int] = 3000
   long_seeds: Tuple[int, ...] = _seeds(range(3, 6))
+  # What every run computes in (upstreams too): part of each run's name and
+  # key, so float32 and bfloat16 records never mix.
+  precision: str = 'float32'
 
   def grid(self) -> List[Run]:
     """Every run, in the order they train: by seed, so that the runs that
@@ -175,12 +193,13 @@ class GridScale:
       found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
                 for seed in self.adapters_seeds]
     upstreams = {'large': 0, 'small': 1, None: 2}
+    found = [dataclasses.replace(r, precision=self.precision) for r in found]
     return sorted(found, key=lambda r: (r.strategy == 'adapters', r.seed,
                                         upstreams[r.upstream],
                                         r.steps or 0))
 
   def curve(self) -> List[Run]:
-    return [Run(capacity, strategy, 'large', 0)
+    return [Run(capacity, strategy, 'large', 0, precision=self.precision)
             for capacity in self.capacities
             for strategy in ('finetune', 'freeze')]
 
@@ -204,11 +223,12 @@ class ShapesGrid:
   `report_dir`."""
 
   def __init__(self, output_dir: str, scale: GridScale, report_dir: str,
-               command: str = ''):
+               command: str = '', precision_reason: str = ''):
     self.root = os.path.abspath(output_dir)
     self.scale = scale
     self.report_dir = os.path.abspath(report_dir)
     self.command = command
+    self.precision_reason = precision_reason
     # The demo's data stage writes the large upstream set and the detection
     # set (world seed 0); the grid adds the small upstream set beside them.
     self.demo = demo.Demo(self.root, demo.Scale(
@@ -257,7 +277,8 @@ class ShapesGrid:
 
   # -- upstream ---------------------------------------------------------------
   def upstream_name(self, upstream: str, seed: int) -> str:
-    return f'upstream_{upstream}_s{seed}'
+    suffix = _precision_suffix(self.scale.precision)
+    return f'upstream_{upstream}_s{seed}' + (f'_{suffix}' if suffix else '')
 
   def upstream_training(self, upstream: str, seed: int) -> runs.Training:
     folder = 'upstream' if upstream == 'large' else 'upstream_small'
@@ -268,7 +289,8 @@ class ShapesGrid:
                      self.data, 'upstream', 'val-*')}},
         'trainer': {'train_steps': self.scale.upstream_steps,
                     'steps_per_loop': self.scale.steps_per_loop,
-                    'summary_interval': self.scale.steps_per_loop}},
+                    'summary_interval': self.scale.steps_per_loop},
+        'runtime': {'mixed_precision_dtype': self.scale.precision}},
                          seed=seed)
 
   def upstream_key(self, upstream: str, seed: int) -> str:
@@ -296,7 +318,7 @@ class ShapesGrid:
         name, self.upstream_key(upstream, seed)):
       self._commit(name, {
           'key': self.upstream_key(upstream, seed), 'upstream': upstream,
-          'seed': seed,
+          'seed': seed, 'precision': self.scale.precision,
           'images': (self.scale.upstream_large if upstream == 'large'
                      else self.scale.upstream_small),
           'top1': marker['metrics'].get('accuracy'),
@@ -329,7 +351,9 @@ class ShapesGrid:
           'initial_learning_rate': rate}}, 'warmup': {'linear': {
               'warmup_learning_rate': rate / 10}}}
     return runs.Training(DETECTOR, run.config_files(),
-                         {'task': task, 'trainer': trainer}, seed=run.seed)
+                         {'task': task, 'trainer': trainer,
+                          'runtime': {'mixed_precision_dtype': run.precision}},
+                         seed=run.seed)
 
   def key(self, run: Run) -> str:
     upstream = (self.upstream_key(run.upstream, run.seed) if run.upstream
@@ -459,6 +483,11 @@ class ShapesGrid:
         'command': self.command,
         'scale': dataclasses.asdict(self.scale),
         'machine': _machine(),
+        'precision': {'dtype': self.scale.precision,
+                      'reason': self.precision_reason,
+                      'cpu_bf16_flags': [
+                          f for f in precision.CPU_BF16_FLAGS
+                          if f in precision.cpu_flags()]},
         'this_invocation_seconds': time.time() - start,
         'data_seconds': data_record['seconds'],
         'upstream': [r for r in upstream_records if r],
@@ -530,11 +559,18 @@ def main(_):
       print(f'error: --{name}={value}; accepted: a positive number',
             file=sys.stderr)
       sys.exit(2)
+  try:
+    dtype, reason = precision.choose(FLAGS.precision)
+  except ValueError as error:
+    print(f'error: {error}', file=sys.stderr)
+    sys.exit(2)
+  print(f'Precision: {dtype} ({reason}).', flush=True)
   scale = dataclasses.replace(
-      scale, **{k: v for k, v in changes.items() if v is not None})
+      scale, precision=dtype,
+      **{k: v for k, v in changes.items() if v is not None})
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
-  ShapesGrid(FLAGS.output_dir, scale, report_dir, command).run(
+  ShapesGrid(FLAGS.output_dir, scale, report_dir, command, reason).run(
       FLAGS.curve, FLAGS.report_only)
 
 
@@ -548,6 +584,12 @@ if __name__ == '__main__':
   flags.DEFINE_bool('curve', False,
                     'Only the learning-curve runs: each capacity, finetune '
                     'and freeze, evaluated at every quarter of the schedule.')
+  flags.DEFINE_string(
+      'precision', 'float32',
+      "auto | float32 | bfloat16: what every run computes in (part of each "
+      "run's name and key). auto: bfloat16 where the CPU reports AMX-BF16 "
+      'or AVX512-BF16 (or a GPU supports it). Default float32: the committed '
+      'grid was measured in float32 and resumes only in it.')
   flags.DEFINE_bool('report_only', False,
                     'Train nothing: write the report from the committed '
                     'records (those missing are named and left out).')

@@ -455,6 +455,14 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
          json.dumps(summary(records, context), indent=1) + '\n')
 
 
+def _precision(context: Dict) -> str:
+  found = context.get('precision') or {'dtype': 'float32', 'reason': ''}
+  flags = ', '.join(found.get('cpu_bf16_flags') or []) or 'none'
+  return (f"runs in {found['dtype']}"
+          + (f" ({found['reason']})" if found['reason'] else '')
+          + f'; CPU bfloat16 flags: {flags}')
+
+
 def readme(records: List[Dict], context: Dict) -> str:
   machine = context['machine']
   scale = context['scale']
@@ -472,7 +480,8 @@ def readme(records: List[Dict], context: Dict) -> str:
       '',
       f'Machine: {machine["cpus"]} CPUs ({machine["processor"]}), '
       f'{machine["memory_gb"]} GB RAM, Python {machine["python"]}, '
-      f'TensorFlow {machine["tensorflow"]}. Wall time of all stages: '
+      f'TensorFlow {machine["tensorflow"]}; {_precision(context)}. '
+      'Wall time of all stages: '
       f'{wall_minutes(records, context):.1f} min '
       f'(generating the world, {len(context["upstream"])} upstream and '
       f'{len(records)} detector runs; the last invocation took '
