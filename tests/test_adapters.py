@@ -123,6 +123,28 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     self._assert_only_adapters_train(model, optimizer, before,
                                      may_stay='/gamma')
 
+  def test_adapter_batchnorms_train_while_base_statistics_stay(self):
+    # A candidate cause of adapters losing to freezing (issue 22): adapter
+    # BatchNorms stuck in inference mode, like the frozen base's.
+    model, _, before = self._train('series', zero_init=False)
+    adapter_refs = {v.ref() for v in adapters.adapter_variables(
+        model.backbone)}
+    statistics = [v for v in model.backbone.weights if 'moving_' in v.name]
+    adapter_stats = [v for v in statistics if v.ref() in adapter_refs]
+    base_stats = [v for v in statistics if v.ref() not in adapter_refs]
+    self.assertNotEmpty(adapter_stats)
+    self.assertNotEmpty(base_stats)
+    for variable in adapter_stats:  # Updated by training-mode BatchNorm.
+      self.assertNotAllClose(before[variable.ref()], variable.numpy(),
+                             msg=variable.name)
+    for variable in base_stats:
+      self.assertAllEqual(before[variable.ref()], variable.numpy(),
+                          msg=variable.name)
+    # And in a training call an adapter BN normalises with batch statistics.
+    norm = adapters.adapters_of(model.backbone)[0]._norm  # pylint: disable=protected-access
+    x = tf.random.normal([2, 4, 4, norm.gamma.shape[0]], mean=3.0)
+    self.assertNotAllClose(norm(x, training=True), norm(x, training=False))
+
   def test_only_adapters_train_under_mirrored_strategy(self):
     devices = [d.name for d in tf.config.list_logical_devices('CPU')]
     # Not the default collective all-reduce: collective instance keys of two
