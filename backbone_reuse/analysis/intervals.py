@@ -6,13 +6,25 @@ interval is Student's t interval of the mean difference; the verdict follows
 from where it lies relative to 0, given the sign the claim expects.
 """
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from scipy import stats
 
 REPRODUCED = 'reproduced'
 CONTRADICTED = 'contradicted'
 INCONCLUSIVE = 'inconclusive'
+
+
+def _mean_sd(values: Sequence[float]) -> Tuple[float, float]:
+  """Mean and sample standard deviation (n - 1) of at least 2 values."""
+  mean = sum(values) / len(values)
+  return mean, math.sqrt(sum((v - mean) ** 2 for v in values) /
+                         (len(values) - 1))
+
+
+def _half_width(sd: float, n: int, confidence: float) -> float:
+  """Half the t interval of a mean of n values with this spread."""
+  return stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
 
 
 def paired_interval(a: Sequence[float], b: Sequence[float],
@@ -39,8 +51,8 @@ def paired_interval(a: Sequence[float], b: Sequence[float],
   mean = sum(differences) / n
   interval = None
   if n > 1:
-    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    _, sd = _mean_sd(differences)
+    half = _half_width(sd, n, confidence)
     interval = [mean - half, mean + half]
   return {'n': n, 'differences': differences, 'difference_mean': mean,
           'interval': interval}
@@ -85,15 +97,12 @@ def seeds_needed(differences: Sequence[float], confidence: float = 0.95,
     n, or None if the differences cannot say (fewer than 2, or a mean of 0)
     or no n up to `limit` would do.
   """
-  n = len(differences)
-  if n < 2:
+  if len(differences) < 2:
     return None
-  mean = sum(differences) / n
+  mean, sd = _mean_sd(differences)
   if mean == 0:
     return None
-  sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-  quantile = 0.5 + confidence / 2
   for seeds in range(2, limit + 1):
-    if stats.t.ppf(quantile, seeds - 1) * sd / math.sqrt(seeds) < abs(mean):
+    if _half_width(sd, seeds, confidence) < abs(mean):
       return seeds
   return None

@@ -8,7 +8,7 @@ detection generator for subclasses that cast their inputs to float32 and
 compute in float32 (they have no variables, so checkpoints are unchanged);
 the rest of the model keeps the mixed policy.
 """
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from official.vision.modeling import maskrcnn_model
 from official.vision.modeling import retinanet_model
@@ -122,6 +122,19 @@ def cpu_flags(cpuinfo: str = '/proc/cpuinfo') -> Tuple[str, ...]:
   return ()
 
 
+def cpu_bf16_flags(flags: Optional[Sequence[str]] = None) -> List[str]:
+  """Which of CPU_BF16_FLAGS the CPU reports (flags: default this
+  machine's)."""
+  flags = cpu_flags() if flags is None else flags
+  return [f for f in CPU_BF16_FLAGS if f in flags]
+
+
+def describe(dtype: str, reason: str) -> Dict:
+  """What a run's summary says of its precision."""
+  return {'dtype': dtype, 'reason': reason,
+          'cpu_bf16_flags': cpu_bf16_flags()}
+
+
 def _gpus_with_bf16() -> List[str]:
   found = []
   for gpu in tf.config.list_physical_devices('GPU'):
@@ -152,8 +165,7 @@ def choose(precision: str, flags: Optional[Sequence[str]] = None,
   if precision not in PRECISIONS:
     raise ValueError(f'--precision={precision!r}; accepted: '
                      f'{", ".join(PRECISIONS)}')
-  flags = cpu_flags() if flags is None else flags
-  found = [f for f in CPU_BF16_FLAGS if f in flags]
+  found = cpu_bf16_flags(flags)
   cpu = (f'the CPU reports {", ".join(found)}' if found
          else f'the CPU reports none of {", ".join(CPU_BF16_FLAGS)}')
   if precision != 'auto':

@@ -30,6 +30,11 @@ def cell(record: Dict) -> Cell:
           LONG if run.get('steps') else DEFAULT)
 
 
+def on_grid_schedule(records: Sequence[Dict]) -> List[Dict]:
+  """The records of the grid's own schedule (not the schedule study's)."""
+  return [r for r in records if cell(r)[3] == DEFAULT]
+
+
 def by_seed(records: Sequence[Dict]) -> Dict[Cell, Dict[int, Dict]]:
   """{cell: {seed: record}}."""
   cells = collections.defaultdict(dict)

@@ -16,8 +16,9 @@ Stages, each skipped when a verified result of an earlier run is there:
             written to summary.md / summary.json, and predictions.png.
 Both trainings run in `--precision` (auto: bfloat16 where the CPU reports
 AMX-BF16 or AVX512-BF16, float32 elsewhere; modeling/precision.py); the
-summary says which ran and why. A stage whose artefacts fail verification (truncated TFRecord, unreadable
-checkpoint, ...) is redone from scratch, never reused.
+summary says which ran and why. A stage whose artefacts fail verification
+(truncated TFRecord, unreadable checkpoint, ...) is redone from scratch,
+never reused.
 """
 import dataclasses
 import json
@@ -243,10 +244,8 @@ class Demo:
     summary = {
         'scale': dataclasses.asdict(self.scale),
         'seed': self.seed,
-        'precision': {'dtype': self.precision,
-                      'reason': self.precision_reason,
-                      'cpu_bf16_flags': [f for f in precision.CPU_BF16_FLAGS
-                                         if f in precision.cpu_flags()]},
+        'precision': precision.describe(self.precision,
+                                        self.precision_reason),
         'upstream': markers['upstream']['metrics'],
         'results': markers['evaluate']['results'],
         'seconds': self.timings,

@@ -483,11 +483,8 @@ class ShapesGrid:
         'command': self.command,
         'scale': dataclasses.asdict(self.scale),
         'machine': _machine(),
-        'precision': {'dtype': self.scale.precision,
-                      'reason': self.precision_reason,
-                      'cpu_bf16_flags': [
-                          f for f in precision.CPU_BF16_FLAGS
-                          if f in precision.cpu_flags()]},
+        'precision': precision.describe(self.scale.precision,
+                                        self.precision_reason),
         'this_invocation_seconds': time.time() - start,
         'data_seconds': data_record['seconds'],
         'upstream': [r for r in upstream_records if r],

@@ -423,7 +423,7 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   summary.json. Tables and figures show the grid's schedule; the claims
   use every record (the schedule-length study's too)."""
   os.makedirs(report_dir, exist_ok=True)
-  grid = [r for r in records if claims.cell(r)[3] == claims.DEFAULT]
+  grid = claims.on_grid_schedule(records)
   note = ('Box AP × 100 on the Shapes-world val set. Cells with several '
           'seeds show mean (min–max, n); a difference is the mean of the '
           'per-seed differences over the seeds both cells have.')
@@ -521,8 +521,7 @@ def readme(records: List[Dict], context: Dict) -> str:
       'both cells have (grid schedule); ratios: of medians over seeds and '
       'upstreams.',
       '',
-      *findings([r for r in records
-                 if claims.cell(r)[3] == claims.DEFAULT]),
+      *findings(claims.on_grid_schedule(records)),
       '',
       '## Where the time went',
       '',
