@@ -61,6 +61,39 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotAllClose(frozen.backbone(images)['5'],
                            adapted.backbone(images)['5'])
 
+  def test_learning_rate_multiplier_scales_only_the_adapter_kernels(self):
+    # Same adapter weights (He init, so the kernels get a gradient through
+    # a non-zero path), multiplier 1 vs 0.25: the forward pass is the same
+    # and each adapter kernel's gradient is exactly a quarter.
+    checkpoint, _ = self._checkpoint()
+    _, _, plain = self._model('adapters', checkpoint, zero_init=False)
+    _, _, scaled = self._model('adapters', checkpoint, zero_init=False,
+                               learning_rate_multiplier=0.25)
+    for a, b in zip(adapters.adapter_variables(plain.backbone),
+                    adapters.adapter_variables(scaled.backbone)):
+      b.assign(a)
+    images = tf.random.uniform([2, 64, 64, 3])
+    gradients = []
+    for model in (plain, scaled):
+      variables = [v for v in adapters.adapter_variables(model.backbone)
+                   if v.trainable]
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(
+            model.backbone(images, training=True)['5']))
+      gradients.append((loss, [v.name for v in variables],
+                        tape.gradient(loss, variables)))
+    (loss_plain, names, plain_grads), (loss_scaled, _, scaled_grads) = (
+        gradients)
+    self.assertEqual(float(loss_plain), float(loss_scaled))
+    kernels = [n for n in names if 'kernel' in n]
+    self.assertNotEmpty(kernels)
+    self.assertLess(len(kernels), len(names))  # BN gamma/beta too.
+    for name, grad, scaled_grad in zip(names, plain_grads, scaled_grads):
+      factor = 0.25 if name in kernels else 1.0
+      self.assertAllClose(grad * factor, scaled_grad, rtol=1e-6, atol=0,
+                          msg=name)
+      self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0)
+
   def test_placement(self):
     checkpoint, _ = self._checkpoint()
     # ResNet-18: 4 groups x 2 basic blocks x 2 3x3 convs.
@@ -210,6 +243,9 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
        'parallel'),
       ('levels', {'adapters': {'levels': [1, 6]}},
        r'task.adapters.levels=\[1, 6\] names levels \[1, 6\]'),
+      ('learning_rate_multiplier',
+       {'adapters': {'learning_rate_multiplier': 0.0}},
+       r'task.adapters.learning_rate_multiplier=0.0; accepted: a positive'),
       ('backbone', {'model': {'backbone': {'type': 'efficientnet'}}},
        r"task.model.backbone.type='efficientnet' has no adapter placement"),
   )

@@ -69,6 +69,9 @@ class Adapters(hyperparams.Config):
   reduction: int = 0  # 0: full-width 1x1 conv; r: low-rank C -> C/r -> C.
   zero_init: bool = True  # False: He init, as Rebuffi et al.
   l2_weight_decay: float = 1e-4  # On adapter kernels only.
+  # Scales the gradient reaching the adapter kernels: with SGD, their
+  # learning rate relative to the heads'. 1: the same rate.
+  learning_rate_multiplier: float = 1.0
 
 
 @dataclasses.dataclass

@@ -19,6 +19,11 @@ starts from the classification features the paper shows are worth keeping,
 and `freeze` vs `adapters` differ only by what the adapters learn. Rebuffi et
 al. use He (fan-in) initialisation; `zero_init: false` gives that.
 
+Learning rate: `gradient_multiplier` m scales the gradient reaching W's
+kernels (the forward pass is untouched), so with SGD the adapters learn at m
+times the heads' rate; their L2 term's gradient is not scaled. The series
+BatchNorm's scale and offset (2C numbers per adapter) keep the heads' rate.
+
 Checkpoint compatibility: the adapted conv is a subclass of the Conv2D it
 replaces, under the same attribute, so every base variable keeps its path
 (e.g. .../_conv1/kernel) and a plain classification checkpoint restores into
@@ -58,6 +63,30 @@ class AdapterOptions:
   kernel_regularizer: Optional[tf_keras.regularizers.Regularizer] = None
   norm_momentum: float = 0.99
   norm_epsilon: float = 1e-3
+  gradient_multiplier: float = 1.0
+
+
+def _scale_gradient(x: tf.Tensor, multiplier: float) -> tf.Tensor:
+  """x itself in the forward pass; `multiplier` times its gradient back."""
+
+  @tf.custom_gradient
+  def scaled(value):
+    return tf.identity(value), lambda upstream: upstream * multiplier
+
+  return scaled(x)
+
+
+class _GradientScaledConv2D(tf_keras.layers.Conv2D):
+  """A bias-free Conv2D whose kernel's gradient is scaled (see the module
+  docstring, Learning rate)."""
+
+  def __init__(self, *args, gradient_multiplier: float, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._gradient_multiplier = gradient_multiplier
+
+  def call(self, inputs):
+    return self.convolution_op(
+        inputs, _scale_gradient(self.kernel, self._gradient_multiplier))
 
 
 class Adapter(tf_keras.layers.Layer):
@@ -80,14 +109,19 @@ class Adapter(tf_keras.layers.Layer):
       self._norm = tf_keras.layers.BatchNormalization(
           momentum=options.norm_momentum, epsilon=options.norm_epsilon)
     last_init = 'zeros' if options.zero_init else 'he_normal'
+    conv_class = tf_keras.layers.Conv2D
+    if options.gradient_multiplier != 1.0:
+      conv_class = functools.partial(
+          _GradientScaledConv2D,
+          gradient_multiplier=options.gradient_multiplier)
     convs = []
     if options.reduction:
-      convs.append(tf_keras.layers.Conv2D(
+      convs.append(conv_class(
           max(1, self._filters // options.reduction), 1,
           strides=self._strides, use_bias=False,
           kernel_initializer='he_normal',
           kernel_regularizer=options.kernel_regularizer))
-    convs.append(tf_keras.layers.Conv2D(
+    convs.append(conv_class(
         self._filters, 1, strides=1 if options.reduction else self._strides,
         use_bias=False, kernel_initializer=last_init,
         kernel_regularizer=options.kernel_regularizer))

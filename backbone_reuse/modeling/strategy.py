@@ -112,6 +112,10 @@ def _validate_adapters(task_config) -> None:
     raise ValueError(f'task.adapters.levels={list(config.levels)} names '
                      f'levels {bad} that have no residual blocks; accepted: '
                      f'a subset of {list(adapters.LEVELS)} (empty: all).')
+  if not config.learning_rate_multiplier > 0:
+    raise ValueError('task.adapters.learning_rate_multiplier='
+                     f'{config.learning_rate_multiplier}; accepted: a '
+                     'positive number (1: the heads\' learning rate).')
   if config.reduction < 0:
     raise ValueError(f'task.adapters.reduction={config.reduction}; accepted: '
                      '0 (full-width 1x1) or a positive reduction factor.')
@@ -158,7 +162,8 @@ def build_backbone(
         # Halved to match tf.nn.l2_loss, as for the detector's regulariser.
         kernel_regularizer=(tf_keras.regularizers.l2(decay / 2.0)
                             if decay else None),
-        norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon)
+        norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon,
+        gradient_multiplier=adapters_config.learning_rate_multiplier)
     backbone = adapters.build_adapted_resnet(backbone, input_specs, options,
                                              adapters_config.levels)
     adapters.freeze_all_but_adapters(backbone)

@@ -262,9 +262,7 @@ class ShapesGrid:
   def _commit(self, name: str, record: Dict) -> None:
     path = self.record_path(name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    write_json(path, record)
 
   # -- data -------------------------------------------------------------------
   def make_data(self) -> Dict:
@@ -358,7 +356,7 @@ class ShapesGrid:
   def key(self, run: Run) -> str:
     upstream = (self.upstream_key(run.upstream, run.seed) if run.upstream
                 else None)
-    return runs.config_key(_without_checkpointing(self.training(run).params()),
+    return runs.config_key(without_checkpointing(self.training(run).params()),
                            upstream, self.data_identity)
 
   def train_and_evaluate(self, run: Run, curve: bool) -> Dict:
@@ -373,9 +371,9 @@ class ShapesGrid:
           model_dir).all_model_checkpoint_paths[:-1]:
         at, _ = runs.evaluate(training, checkpoint, self.scale.detection_val)
         points.append({'step': int(checkpoint.rsplit('-', 1)[1]),
-                       'box': _headline(at['box'])})
+                       'box': headline(at['box'])})
       points.append({'step': params.trainer.train_steps,
-                     'box': _headline(results['box'])})
+                     'box': headline(results['box'])})
     params = training.params()
     return {
         'train_steps': params.trainer.train_steps,
@@ -386,7 +384,7 @@ class ShapesGrid:
             # retrainings are not bit-identical, so pairs that must share
             # one can be checked.
             'upstream_checkpoint': (
-                _checkpoint_digest(self.path(self.upstream_name(
+                checkpoint_digest(self.path(self.upstream_name(
                     run.upstream, run.seed))) if run.upstream else None),
             'parameters': runs.load_json(model_dir, parameters.FILENAME),
             'resources': runs.load_json(model_dir, resources.FILENAME),
@@ -500,7 +498,14 @@ class ShapesGrid:
     return {'context': context, 'records': records}
 
 
-def _checkpoint_digest(directory: str) -> str:
+def write_json(path: str, value) -> None:
+  """Writes `value` to `path` atomically (a reader never sees half)."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(value, f, indent=1, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
+def checkpoint_digest(directory: str) -> str:
   """A digest of the latest checkpoint's index (it holds a CRC of every
   saved tensor, so it changes with any value)."""
   prefix = tf.train.latest_checkpoint(directory)
@@ -508,11 +513,11 @@ def _checkpoint_digest(directory: str) -> str:
     return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
-def _headline(metrics: Dict) -> Dict:
+def headline(metrics: Dict) -> Dict:
   return {k: metrics[k] for k in ('AP', 'AP50', 'APr', 'APc', 'APf')}
 
 
-def _without_checkpointing(params):
+def without_checkpointing(params):
   """The config without what only changes when checkpoints and logs are
   written, not what is computed."""
   params = params.replace()

@@ -37,6 +37,10 @@ METRICS = train_cli.METRICS_FILENAME
 COMMAND = 'command.txt'
 # Config fields that name files on this machine, not what a run computes.
 _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')
+# Config fields added after records were committed, each with the value at
+# which runs compute what they computed before it existed: at that value the
+# field is left out of a run's key, so committed records keep resuming.
+_ADDED_FIELDS = {('task', 'adapters', 'learning_rate_multiplier'): 1.0}
 _STEP = re.compile(r'^train \| step:\s+(\d+) \| steps/sec')
 _LOSS = re.compile(r"'(?:total_loss|training_loss)': np\.float32\(([^)]+)\)")
 
@@ -163,6 +167,13 @@ def config_key(params, *inputs: Sequence) -> str:
   """A short hash of the resolved config (file paths left out) and of
   whatever else the result depends on (e.g. the upstream's key, the data's
   sizes and seed)."""
-  text = json.dumps([_without_paths(params.as_dict()), *inputs],
+  tree = params.as_dict()
+  for path, default in _ADDED_FIELDS.items():
+    parent = tree
+    for field in path[:-1]:
+      parent = parent.get(field) if isinstance(parent, dict) else None
+    if isinstance(parent, dict) and parent.get(path[-1]) == default:
+      del parent[path[-1]]
+  text = json.dumps([_without_paths(tree), *inputs],
                     sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -271,7 +271,8 @@ def _scene_categories(rng, num_images: int,
 
 def write_detection_split(output_dir: str, num_images: int, seed: int,
                           weights: np.ndarray,
-                          frequencies: Optional[Dict[int, str]] = None):
+                          frequencies: Optional[Dict[int, str]] = None,
+                          first_image_id: int = 1):
   """Writes a COCO/LVIS-format split: JPEGs under images/ + annotations.json.
 
   Args:
@@ -281,6 +282,8 @@ def write_detection_split(output_dir: str, num_images: int, seed: int,
     weights: class sampling weights (long tail).
     frequencies: category id -> 'r'/'c'/'f'; computed from this split when
       None (i.e. for the training split).
+    first_image_id: the first image's id (and file name); the others follow.
+      Another split of the same world can so have ids disjoint from these.
 
   Returns:
     (annotation file, image directory, {category id: frequency letter}).
@@ -295,7 +298,7 @@ def write_detection_split(output_dir: str, num_images: int, seed: int,
   scenes = _scene_categories(rng, num_images, weights)
   for image_id, categories in enumerate(
       tqdm.tqdm(scenes, desc=f'detection {os.path.basename(output_dir)}',
-                unit='img', leave=False), start=1):
+                unit='img', leave=False), start=first_image_id):
     pixels, objects = _scene(rng, categories)
     file_name = f'{image_id:06d}.jpg'
     with open(os.path.join(image_dir, file_name), 'wb') as f:
