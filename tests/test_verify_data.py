@@ -59,6 +59,32 @@ class VerifyDataTest(tf.test.TestCase):
     self.assertIn(f"error: --input_path: pattern '{directory}/nothing-*' "
                   'matches no file.', missing.stderr)
 
+  def test_a_shard_cut_inside_a_record_header_is_corrupt(self):
+    # Cut 7 bytes into the 6th record (inside its 8-byte length: TensorFlow's
+    # reader then ends silently after 5 records) and 13 bytes in (inside the
+    # data: the reader raises). Both are corrupt, with 5 whole records.
+    directory = self.get_temp_dir()
+    for cut in (7, 13):
+      path = os.path.join(directory, f'cut{cut}')
+      _write_shard(path, 10)
+      with open(path, 'rb') as f:
+        data = f.read()
+      record = len(data) // 10
+      with open(path, 'wb') as f:
+        f.write(data[:5 * record + cut])
+      shard = verify_data.read_shard(path)
+      self.assertEqual(shard.records, 5, cut)
+      self.assertIsNotNone(shard.error, cut)
+      self.assertTrue(verify_data.report_line(shard).startswith(
+          f'CORRUPT {path}: 5 records readable, then: '))
+    self.assertIn('7 trailing byte(s) are not a whole record',
+                  verify_data.read_shard(os.path.join(directory,
+                                                      'cut7')).error)
+    empty = os.path.join(directory, 'empty')
+    _write_shard(empty, 0)
+    self.assertEqual(verify_data.read_shard(empty),
+                     verify_data.Shard(empty, 0))
+
   def test_training_on_a_corrupt_shard_names_the_pattern_and_the_tool(self):
     directory = self.get_temp_dir()
     shard = os.path.join(directory, 'train-00000-of-00001.tfrecord')

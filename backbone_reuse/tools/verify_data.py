@@ -40,14 +40,30 @@ def shards(input_path: str) -> List[str]:
   return files
 
 
+# A TFRecord is framed as: length (8 bytes), its CRC (4), data, data CRC (4).
+_FRAME_BYTES = 16
+
+
 def read_shard(path: str) -> Shard:
-  """Counts the records of one shard, stopping at the first bad one."""
+  """Counts the records of one shard, stopping at the first bad one.
+
+  A shard is intact only if its whole records consume every byte of it:
+  TensorFlow's reader ends silently at a record header cut short (e.g. a
+  copy interrupted a few bytes into a record), so the bytes are counted too.
+  """
   count = 0
+  consumed = 0
   try:
-    for _ in tf.data.TFRecordDataset(path):
+    for record in tf.data.TFRecordDataset(path):
       count += 1
+      consumed += _FRAME_BYTES + len(record.numpy())
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
     return Shard(path, count, error.message.strip().splitlines()[0])
+  size = tf.io.gfile.stat(path).length
+  if consumed != size:
+    return Shard(path, count, f'{size - consumed} trailing byte(s) are not a '
+                 f'whole record (the shard is {size} bytes, its {count} '
+                 f'records {consumed}): truncated?')
   return Shard(path, count)
 
 
