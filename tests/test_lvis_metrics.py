@@ -63,11 +63,15 @@ class NumpyFloatAliasTest(tf.test.TestCase):
         evaluator.run()
 
   def test_alias_is_scoped_to_lvis_eval(self):
+    # numpy itself never gains the alias, inside the context or after it
+    # (a global `np.float = float` would leak into every other module).
+    had_float = 'float' in vars(np)
     with lvis_metrics.numpy_float_alias():
       self.assertIs(lvis_eval.np.float, float)
       self.assertIs(lvis_eval.np.cumsum, np.cumsum)
+      self.assertEqual('float' in vars(np), had_float)
     self.assertIs(lvis_eval.np, np)
-    self.assertEqual('float' in vars(np), hasattr(np, 'float'))
+    self.assertEqual('float' in vars(np), had_float)
 
 
 class LvisMetricsTest(tf.test.TestCase):

@@ -1,4 +1,5 @@
 """A learning-rate schedule follows trainer.train_steps (configs/schedule.py)."""
+import os
 import subprocess
 import sys
 
@@ -53,8 +54,21 @@ class ScheduleFollowsTrainStepsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(_learning_rate(trainer, 110894), 0.0016)
 
   def test_a_yaml_setting_steps_alone_rescales_the_schedule_before_it(self):
-    # The stage-2 schedule sets its own; a smoke YAML after the paper's sets
-    # its own too: both are taken as they are.
+    steps_only = os.path.join(self.get_temp_dir(), 'steps.yaml')
+    with open(steps_only, 'w') as f:
+      f.write('trainer:\n  train_steps: 110894\n')
+    trainer = _resolve('backbone_reuse_fasterrcnn_coco',
+                       _R101_FPN + [steps_only]).trainer
+    optimizer = trainer.optimizer_config
+    # As with --params_override above: 1062734 and 1090458 of 1108940
+    # steps, x 110894 / 1108940; warm-up 500 -> 50.
+    self.assertEqual(list(optimizer.learning_rate.stepwise.boundaries),
+                     [106273, 109045])
+    self.assertEqual(optimizer.warmup.linear.warmup_steps, 50)
+
+  def test_a_yaml_setting_steps_and_its_schedule_is_taken_as_it_is(self):
+    # The smoke YAML after the paper's sets steps (6) and its own schedule:
+    # neither is rescaled (a rescaling of the paper's would give [5, 5]).
     trainer = _resolve('backbone_reuse_fasterrcnn_coco',
                        _R101_FPN + ['configs/smoke/rcnn_tiny.yaml']).trainer
     self.assertEqual(list(trainer.optimizer_config.learning_rate.stepwise

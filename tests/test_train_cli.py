@@ -46,11 +46,16 @@ class TrainCliTest(tf.test.TestCase):
       metrics = json.load(f)
     self.assertEqual(metrics['step'], 6)
     # Six steps learn next to nothing (what training does is checked below);
-    # what must hold is that both COCO evaluations ran: AP averages over
-    # IoU thresholds from 0.5 up, so it cannot exceed AP50.
+    # what must hold is that both COCO evaluations (boxes and masks) ran and
+    # wrote all twelve of COCO's numbers, each a precision or recall in
+    # [0, 1] or COCO's -1 (no ground truth in that area range).
+    coco = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'ARmax1', 'ARmax10',
+            'ARmax100', 'ARs', 'ARm', 'ARl')
     for prefix in ('', 'mask_'):
-      self.assertLessEqual(metrics['metrics'][prefix + 'AP'],
-                           metrics['metrics'][prefix + 'AP50'])
+      for name in coco:
+        value = metrics['metrics'][prefix + name]
+        self.assertTrue(value == -1.0 or 0.0 <= value <= 1.0,
+                        f'{prefix + name}={value}')
     with open(os.path.join(model_dir, 'parameters.json')) as f:
       self.assertGreater(json.load(f)['trainable_params'], 0)
     # The process ends without interpreter teardown (train.end_process):
