@@ -184,6 +184,8 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  # backbone_strategy 'partial': the stem and this many block groups frozen.
+  frozen_stages: int = strategy.FROZEN_STAGES_UNSET
   model: MaskRCNN = dataclasses.field(default_factory=MaskRCNN)
   train_data: DataConfig = dataclasses.field(
       default_factory=lambda: DataConfig(is_training=True))
@@ -253,6 +255,8 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   backbone_strategy: str = strategy.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
+  # backbone_strategy 'partial': the stem and this many block groups frozen.
+  frozen_stages: int = strategy.FROZEN_STAGES_UNSET
   model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
 
 

@@ -12,6 +12,13 @@
   adapters  as freeze, plus residual adapters (task.adapters; see
             modeling/adapters.py) inside the backbone that train, with their
             own weight decay.
+  partial   restored like finetune; the stem and the first
+            `task.frozen_stages` = k block groups are kept fixed exactly as
+            with freeze (not trainable, no slots, no L2 term, BatchNorms in
+            inference mode), the later groups train as with finetune
+            (mmdetection's `frozen_stages`, detectron2's FREEZE_AT; k from 0,
+            the stem only, to the backbone's number of groups, everything).
+            ResNet backbones (block groups = levels 2-5).
 Detector components (decoder, RPN, heads and their BatchNorms) train, except
 in stage 2 of the LVIS recipe (`task.train_only_box_classifier`, R-CNN
 tasks): the whole detector is restored from a stage-1 detection checkpoint
@@ -30,7 +37,10 @@ SCRATCH = 'scratch'
 FINETUNE = 'finetune'
 FREEZE = 'freeze'
 ADAPTERS = 'adapters'
-STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS)
+PARTIAL = 'partial'
+STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS, PARTIAL)
+# task.frozen_stages when it does not apply (any strategy but partial).
+FROZEN_STAGES_UNSET = -1
 CHECKPOINT_MODULES = ('backbone', 'all')
 
 
@@ -88,13 +98,37 @@ def validate_task_config(task_config) -> None:
         f'{checkpoint!r} and {modules!r}.')
   drop_rate = getattr(task_config.model.backbone.get(),
                       'stochastic_depth_drop_rate', 0.0) or 0.0
-  if is_frozen(strategy) and drop_rate > 0:
+  if (is_frozen(strategy) or strategy == PARTIAL) and drop_rate > 0:
     raise ValueError(
         'task.model.backbone.*.stochastic_depth_drop_rate='
         f'{drop_rate} would keep perturbing a frozen backbone; accepted with '
         f'backbone_strategy={strategy!r}: 0.0.')
   if strategy == ADAPTERS:
     _validate_adapters(task_config)
+  _validate_frozen_stages(task_config)
+
+
+def _validate_frozen_stages(task_config) -> None:
+  strategy = task_config.backbone_strategy
+  stages = task_config.frozen_stages
+  if strategy != PARTIAL:
+    if stages != FROZEN_STAGES_UNSET:
+      raise ValueError(
+          f'task.frozen_stages={stages} applies only to backbone_strategy='
+          f"'partial', not {strategy!r}; accepted: leave it unset "
+          f'({FROZEN_STAGES_UNSET}), or use backbone_strategy=\'partial\'.')
+    return
+  backbone_type = task_config.model.backbone.type
+  if backbone_type != 'resnet':
+    raise ValueError(
+        f'task.model.backbone.type={backbone_type!r} has no stages for '
+        "backbone_strategy='partial' yet; accepted: 'resnet'.")
+  groups = len(freezing.RESNET_LEVELS)
+  if not 0 <= stages <= groups:
+    raise ValueError(
+        f'task.frozen_stages={stages} is out of range for a ResNet with '
+        f'{groups} block groups; accepted with backbone_strategy='
+        f"'partial': 0 (the stem only) to {groups} (the whole backbone).")
 
 
 def _validate_adapters(task_config) -> None:
@@ -127,6 +161,7 @@ def build_backbone(
     l2_regularizer: Optional[tf_keras.regularizers.Regularizer],
     strategy: str,
     adapters_config=None,
+    frozen_stages: int = FROZEN_STAGES_UNSET,
 ) -> tf_keras.Model:
   """Builds the detector's backbone as the strategy requires.
 
@@ -138,12 +173,14 @@ def build_backbone(
       backbone so that its weights add nothing to the loss.
     strategy: one of STRATEGIES.
     adapters_config: task.adapters (used by the 'adapters' strategy).
+    frozen_stages: task.frozen_stages (used by the 'partial' strategy).
 
   Returns:
     The backbone; non-trainable when the strategy freezes it, except for
     its adapters.
   """
   frozen = is_frozen(strategy)
+  partial = strategy == PARTIAL
   norm_activation = model_config.norm_activation
   if model_config.backbone_activation:
     norm_activation = norm_activation.replace(
@@ -152,7 +189,10 @@ def build_backbone(
       input_specs=input_specs,
       backbone_config=model_config.backbone,
       norm_activation_config=norm_activation,
-      l2_regularizer=None if frozen else l2_regularizer)
+      l2_regularizer=None if frozen or partial else l2_regularizer)
+  if partial:
+    freezing.freeze_resnet_stages(backbone, frozen_stages, l2_regularizer)
+    return backbone
   if strategy == ADAPTERS:
     norm = model_config.norm_activation
     decay = adapters_config.l2_weight_decay

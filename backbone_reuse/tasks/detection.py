@@ -55,7 +55,8 @@ class _BackboneReuseTask:
     backbone = strategy.build_backbone(input_specs, config.model,
                                        l2_regularizer,
                                        config.backbone_strategy,
-                                       config.adapters)
+                                       config.adapters,
+                                       config.frozen_stages)
     model = self._build_detector(input_specs, l2_regularizer, backbone)
     parameters.log_and_write(model, self.logging_dir)
     return model
