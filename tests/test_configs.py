@@ -62,9 +62,9 @@ class StrategyConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(params.task.backbone_strategy, 'scratch')
 
   @parameterized.named_parameters(
-      ('unknown_strategy', 'task.backbone_strategy=partial',
-       r"task.backbone_strategy='partial' is not supported; accepted: "
-       r'scratch, finetune, freeze'),
+      ('unknown_strategy', 'task.backbone_strategy=linear_probe',
+       r"task.backbone_strategy='linear_probe' is not supported; accepted: "
+       r'scratch, finetune, freeze, adapters, partial'),
       ('scratch_with_checkpoint',
        'task.backbone_strategy=scratch,task.init_checkpoint=/c/ckpt',
        r"task.init_checkpoint='/c/ckpt' contradicts "
