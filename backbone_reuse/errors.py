@@ -1,4 +1,23 @@
-"""One-line error messages, for CLIs that promise one line per problem."""
+"""The command lines' error contract: bad input is one line and exit code 2.
+
+A library function that finds bad input (a flag's value, a file that is not
+what it should be) raises `BadInput` (a ValueError) naming the value and what
+is accepted; a command line prints it with `report_bad_input` and exits with
+BAD_INPUT_EXIT_CODE.
+"""
+import sys
+
+BAD_INPUT_EXIT_CODE = 2
+
+
+class BadInput(ValueError):
+  """Input a command cannot use; the message is the one line to print."""
+
+
+def report_bad_input(error: Exception) -> None:
+  """Prints `error: LINE` on stderr and exits with BAD_INPUT_EXIT_CODE."""
+  print(f'error: {one_line(error)}', file=sys.stderr)
+  raise SystemExit(BAD_INPUT_EXIT_CODE)
 
 
 def one_line(error: Exception) -> str:

@@ -1,13 +1,86 @@
-"""COCO-format JSON + images -> TFRecords, with Model Garden's own converter.
+r"""COCO-format JSON + images -> TFRecords, with Model Garden's own converter.
 
-This runs `official.vision.data.create_coco_tf_record` (the tool a COCO user
-runs) in a subprocess, so our data goes through exactly the same code path as
-COCO does, and checks that every image became a record.
+  python -m backbone_reuse.data.coco_tfrecord --annotation_file=JSON \
+      --image_dir=DIR --output_prefix=PREFIX [--num_shards=N] [--include_masks]
+
+Any COCO-format instances file (your own dataset's too: category ids need not
+be contiguous; the records keep them as they are, Model Garden's convention,
+so a detector needs `task.model.num_classes` >= the largest id + 1). The file
+is checked first: one line refuses a JSON that is not COCO instances, or one
+whose images are not all in DIR (naming the first missing ones). Then
+`official.vision.data.create_coco_tf_record` (the tool a COCO user runs) runs
+in a subprocess, so the data goes through exactly COCO's code path, and every
+image is checked to have become a record. Prints the shards' glob (the
+`input_path` to train on). Exit code 2 on bad input.
 """
+import json
+import os
 import subprocess
 import sys
+from typing import Dict
 
 import tensorflow as tf
+
+from backbone_reuse import errors
+
+_REQUIRED = {'images': ('id', 'file_name', 'height', 'width'),
+             'annotations': ('image_id', 'category_id', 'bbox'),
+             'categories': ('id', 'name')}
+_MISSING_SHOWN = 5
+
+
+def check_annotations(annotation_file: str, image_dir: str) -> Dict:
+  """The parsed JSON, if it is COCO instances whose images are all in
+  `image_dir`.
+
+  Raises:
+    errors.BadInput: one line naming the file and what is wrong.
+  """
+  if not tf.io.gfile.exists(annotation_file):
+    raise errors.BadInput(f'--annotation_file={annotation_file!r} does not '
+                          'exist.')
+  try:
+    with tf.io.gfile.GFile(annotation_file) as f:
+      dataset = json.load(f)
+  except json.JSONDecodeError as e:
+    raise errors.BadInput(f'{annotation_file} is not JSON ({e.msg} at line '
+                          f'{e.lineno}); accepted: a COCO instances file.'
+                          ) from None
+  if not isinstance(dataset, dict):
+    raise errors.BadInput(f'{annotation_file} holds a JSON '
+                          f'{type(dataset).__name__}, not a COCO instances '
+                          'object (with images, annotations, categories).')
+  for section, fields in _REQUIRED.items():
+    entries = dataset.get(section)
+    if not isinstance(entries, list):
+      raise errors.BadInput(
+          f'{annotation_file} has no {section!r} list; accepted: a COCO '
+          f'instances file (images, annotations, categories; e.g. '
+          'instances_train2017.json, not captions or a results file).')
+    for index, entry in enumerate(entries):
+      missing = [k for k in fields if k not in entry]
+      if missing:
+        raise errors.BadInput(
+            f'{annotation_file}: {section}[{index}] lacks {missing}; COCO '
+            f'{section} need {list(fields)}.')
+  if not dataset['categories']:
+    raise errors.BadInput(f'{annotation_file} lists no categories.')
+  known = {c['id'] for c in dataset['categories']}
+  unknown = sorted({a['category_id'] for a in dataset['annotations']} - known)
+  if unknown:
+    raise errors.BadInput(f'{annotation_file}: annotations use category ids '
+                          f'{unknown[:_MISSING_SHOWN]} that no category has.')
+  if not tf.io.gfile.isdir(image_dir):
+    raise errors.BadInput(f'--image_dir={image_dir!r} is not a folder.')
+  present = set(tf.io.gfile.listdir(image_dir))
+  missing = [i['file_name'] for i in dataset['images']
+             if os.path.basename(i['file_name']) not in present]
+  if missing:
+    raise errors.BadInput(
+        f'{len(missing)} of the {len(dataset["images"])} images '
+        f'{annotation_file} lists are not in {image_dir}, e.g. '
+        f'{", ".join(missing[:_MISSING_SHOWN])}.')
+  return dataset
 
 
 def convert(annotation_file: str, image_dir: str, output_prefix: str,
@@ -25,8 +98,11 @@ def convert(annotation_file: str, image_dir: str, output_prefix: str,
     A glob pattern matching the shards (use as `input_path`).
 
   Raises:
+    errors.BadInput: the JSON or the image folder is unusable
+      (`check_annotations`).
     RuntimeError: the converter failed; its stderr tail is included.
   """
+  dataset = check_annotations(annotation_file, image_dir)
   command = [
       sys.executable, '-m', 'official.vision.data.create_coco_tf_record',
       f'--image_dir={image_dir}',
@@ -43,4 +119,37 @@ def convert(annotation_file: str, image_dir: str, output_prefix: str,
     raise RuntimeError(
         f'create_coco_tf_record failed for {annotation_file!r} '
         f'(exit {result.returncode}):\n{result.stderr[-2000:]}')
+  records = sum(1 for f in tf.io.gfile.glob(pattern)
+                for _ in tf.data.TFRecordDataset(f))
+  if records != len(dataset['images']):
+    raise RuntimeError(f'create_coco_tf_record wrote {records} records for '
+                       f'the {len(dataset["images"])} images of '
+                       f'{annotation_file}.')
   return pattern
+
+
+def main(_):
+  values = flags.FLAGS
+  try:
+    pattern = convert(values.annotation_file, values.image_dir,
+                      values.output_prefix, values.num_shards,
+                      values.include_masks)
+  except errors.BadInput as error:
+    errors.report_bad_input(error)
+  print(pattern)
+
+
+if __name__ == '__main__':
+  # Defined here, not at import, so importing this module defines no flags.
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('annotation_file', None, 'COCO instances JSON.')
+  flags.DEFINE_string('image_dir', None, "Folder of the JSON's file_names.")
+  flags.DEFINE_string('output_prefix', None,
+                      'Path prefix of the shards (PREFIX-0000i-of-0000n).')
+  flags.DEFINE_integer('num_shards', 1, 'Output files.')
+  flags.DEFINE_boolean('include_masks', False,
+                       'Encode instance masks (Mask R-CNN needs them).')
+  flags.mark_flags_as_required(['annotation_file', 'image_dir',
+                                'output_prefix'])
+  app.run(main)

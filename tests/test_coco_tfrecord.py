@@ -1,0 +1,113 @@
+"""Your own COCO-format data -> TFRecords: the converter CLI, its refusals,
+and category ids kept as the dataset has them."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from official.vision.dataloaders import tf_example_decoder
+from PIL import Image
+import tensorflow as tf
+
+import testing_utils
+from backbone_reuse import errors
+from backbone_reuse.data import coco_tfrecord
+
+# Not contiguous, not from 1: a user's own ids.
+_CATEGORIES = [{'id': 7, 'name': 'kettle'}, {'id': 23, 'name': 'mug'},
+               {'id': 61, 'name': 'teapot'}]
+
+
+def _own_dataset(directory, num_images=3):
+  """A tiny COCO instances file with the ids above and its JPEGs."""
+  image_dir = os.path.join(directory, 'images')
+  os.makedirs(image_dir, exist_ok=True)
+  images, annotations = [], []
+  for index in range(num_images):
+    name = f'photo_{index}.jpg'
+    Image.fromarray(np.full((48, 64, 3), 40 * index, np.uint8)).save(
+        os.path.join(image_dir, name))
+    images.append({'id': 100 + index, 'file_name': name, 'height': 48,
+                   'width': 64})
+    category = _CATEGORIES[index % len(_CATEGORIES)]['id']
+    annotations.append({'id': index + 1, 'image_id': 100 + index,
+                        'category_id': category, 'bbox': [4, 6, 20, 10],
+                        'area': 200, 'iscrowd': 0})
+  annotation_file = os.path.join(directory, 'instances.json')
+  with open(annotation_file, 'w') as f:
+    json.dump({'images': images, 'annotations': annotations,
+               'categories': _CATEGORIES}, f)
+  return annotation_file, image_dir
+
+
+def _run(*flags):
+  return subprocess.run(
+      [sys.executable, '-m', 'backbone_reuse.data.coco_tfrecord', *flags],
+      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+
+
+class CocoTfrecordTest(tf.test.TestCase):
+
+  def test_cli_converts_and_keeps_the_dataset_ids(self):
+    directory = self.get_temp_dir()
+    annotation_file, image_dir = _own_dataset(directory)
+    prefix = os.path.join(directory, 'records', 'train')
+    result = _run(f'--annotation_file={annotation_file}',
+                  f'--image_dir={image_dir}', f'--output_prefix={prefix}',
+                  '--num_shards=2')
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-2000:])
+    self.assertEqual(result.stdout.strip().splitlines()[-1], f'{prefix}-*')
+    files = tf.io.gfile.glob(f'{prefix}-*')
+    self.assertLen(files, 2)
+    decoder = tf_example_decoder.TfExampleDecoder(include_mask=False)
+    found = {}
+    for record in tf.data.TFRecordDataset(files):
+      decoded = decoder.decode(record)
+      found[int(decoded['source_id'])] = decoded[
+          'groundtruth_classes'].numpy().tolist()
+    self.assertEqual(found, {100: [7], 101: [23], 102: [61]})
+
+  def _refused(self, annotation_file, image_dir, message):
+    with self.assertRaisesRegex(errors.BadInput, message):
+      coco_tfrecord.check_annotations(annotation_file, image_dir)
+    result = _run(f'--annotation_file={annotation_file}',
+                  f'--image_dir={image_dir}',
+                  f'--output_prefix={self.get_temp_dir()}/out')
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE)
+    lines = testing_utils.error_lines(result)
+    self.assertLen(lines, 1, msg=result.stderr[-2000:])
+    self.assertRegex(lines[0], message)
+    self.assertEmpty(tf.io.gfile.glob(f'{self.get_temp_dir()}/out-*'))
+
+  def test_refuses_what_is_not_coco_instances(self):
+    directory = self.get_temp_dir()
+    annotation_file, image_dir = _own_dataset(directory)
+    with open(annotation_file) as f:
+      dataset = json.load(f)
+    broken = os.path.join(directory, 'broken.json')
+    with open(broken, 'w') as f:
+      f.write('{"images": [')
+    self._refused(broken, image_dir, r'broken.json is not JSON')
+    captions = os.path.join(directory, 'captions.json')
+    with open(captions, 'w') as f:
+      json.dump({'images': dataset['images'], 'annotations': [
+          {'image_id': 100, 'id': 1, 'caption': 'a kettle'}]}, f)
+    self._refused(captions, image_dir,
+                  r"annotations\[0\] lacks \['category_id', 'bbox'\]")
+    unknown = os.path.join(directory, 'unknown.json')
+    with open(unknown, 'w') as f:
+      json.dump(dict(dataset, categories=_CATEGORIES[:2]), f)
+    self._refused(unknown, image_dir,
+                  r'annotations use category ids \[61\] that no category has')
+
+  def test_names_the_images_the_folder_lacks(self):
+    annotation_file, image_dir = _own_dataset(self.get_temp_dir())
+    os.remove(os.path.join(image_dir, 'photo_1.jpg'))
+    self._refused(annotation_file, image_dir,
+                  r'1 of the 3 images .*instances.json lists are not in '
+                  r'.*images, e.g. photo_1.jpg')
+
+
+if __name__ == '__main__':
+  tf.test.main()
