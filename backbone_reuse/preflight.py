@@ -5,6 +5,9 @@ naming the field, the value and what is accepted:
   * every TFRecord input pattern matches files, and its first record decodes
     with the task's decoder;
   * the annotation files the task reads load as COCO/LVIS JSON;
+  * the detector's `task.model.num_classes` holds the dataset's categories:
+    the annotation file's ids (as Model Garden's converter keeps them) and
+    the labels of the first training records;
   * the init checkpoint exists and restores every backbone variable (the
     loud loader on a freshly built backbone), or, with
     init_checkpoint_modules 'all', every detector variable;
@@ -26,6 +29,7 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse import errors
+from backbone_reuse.data import category_map
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import strategy as strategy_lib
 from backbone_reuse.tools import verify_data
@@ -135,6 +139,51 @@ def check_annotation_files(task_config) -> List[str]:
   return problems
 
 
+_LABELS_SAMPLED = 64  # Training records whose labels are checked.
+
+
+def check_num_classes(task_config) -> List[str]:
+  """`task.model.num_classes` can hold the dataset's classes."""
+  if not _is_detection(task_config) or not task_config.annotation_file:
+    return []
+  num_classes = task_config.model.num_classes
+  try:
+    categories = category_map.load_categories(task_config.annotation_file)
+    needed = category_map.num_classes_for(categories)
+  except (OSError, ValueError, KeyError, TypeError, tf.errors.OpError):
+    return []  # An unreadable file is check_annotation_files' problem.
+  try:
+    category_map.label_map(categories, num_classes)
+  except ValueError:
+    return [f'task.model.num_classes={num_classes} cannot hold the '
+            f'{len(categories)} categories of task.annotation_file='
+            f'{task_config.annotation_file!r} (ids up to {needed - 1}, kept '
+            "as labels by Model Garden's converter): set it to "
+            f'{needed}, or 0 to read it from the annotations.']
+  data = task_config.train_data
+  if data.tfds_name:
+    return []
+  try:
+    pattern = data.input_path if isinstance(data.input_path, str) else (
+        ','.join(data.input_path))
+    files = verify_data.shards(pattern)
+    decoder = _decoder(task_config.model, data)
+    largest = -1
+    for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):
+      labels = decoder.decode(record)['groundtruth_classes']
+      if tf.size(labels):
+        largest = max(largest, int(tf.reduce_max(labels)))
+  except (ValueError, KeyError, tf.errors.OpError):
+    return []  # check_inputs names what is wrong with the records.
+  if largest < num_classes:
+    return []
+  return [f'task.model.num_classes={num_classes} cannot hold class label '
+          f'{largest} of the training records ({files[0]}); the records '
+          f"keep the dataset's category ids: set it to at least "
+          f'{largest + 1} ({needed} for the categories of '
+          'task.annotation_file), or 0 to read it from the annotations.']
+
+
 def check_checkpoint(task_config) -> List[str]:
   """The init checkpoint restores every backbone (or detector) variable."""
   path = task_config.init_checkpoint
@@ -190,6 +239,7 @@ def check(params, model_dir: str, mode: str = 'train_and_eval') -> Dict:
     problems += check_model_dir(model_dir)
   problems += check_inputs(task_config)
   problems += check_annotation_files(task_config)
+  problems += check_num_classes(task_config)
   problems += check_checkpoint(task_config)
   seconds = time.perf_counter() - start
   logging.info('Preflight: %d problem(s) in %.1f s.', len(problems), seconds)

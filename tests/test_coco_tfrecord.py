@@ -5,41 +5,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 from official.vision.dataloaders import tf_example_decoder
-from PIL import Image
 import tensorflow as tf
 
 import testing_utils
 from backbone_reuse import errors
 from backbone_reuse.data import coco_tfrecord
-
-# Not contiguous, not from 1: a user's own ids.
-_CATEGORIES = [{'id': 7, 'name': 'kettle'}, {'id': 23, 'name': 'mug'},
-               {'id': 61, 'name': 'teapot'}]
-
-
-def _own_dataset(directory, num_images=3):
-  """A tiny COCO instances file with the ids above and its JPEGs."""
-  image_dir = os.path.join(directory, 'images')
-  os.makedirs(image_dir, exist_ok=True)
-  images, annotations = [], []
-  for index in range(num_images):
-    name = f'photo_{index}.jpg'
-    Image.fromarray(np.full((48, 64, 3), 40 * index, np.uint8)).save(
-        os.path.join(image_dir, name))
-    images.append({'id': 100 + index, 'file_name': name, 'height': 48,
-                   'width': 64})
-    category = _CATEGORIES[index % len(_CATEGORIES)]['id']
-    annotations.append({'id': index + 1, 'image_id': 100 + index,
-                        'category_id': category, 'bbox': [4, 6, 20, 10],
-                        'area': 200, 'iscrowd': 0})
-  annotation_file = os.path.join(directory, 'instances.json')
-  with open(annotation_file, 'w') as f:
-    json.dump({'images': images, 'annotations': annotations,
-               'categories': _CATEGORIES}, f)
-  return annotation_file, image_dir
-
 
 def _run(*flags):
   return subprocess.run(
@@ -51,7 +22,7 @@ class CocoTfrecordTest(tf.test.TestCase):
 
   def test_cli_converts_and_keeps_the_dataset_ids(self):
     directory = self.get_temp_dir()
-    annotation_file, image_dir = _own_dataset(directory)
+    annotation_file, image_dir = testing_utils.own_coco_dataset(directory)
     prefix = os.path.join(directory, 'records', 'train')
     result = _run(f'--annotation_file={annotation_file}',
                   f'--image_dir={image_dir}', f'--output_prefix={prefix}',
@@ -82,7 +53,7 @@ class CocoTfrecordTest(tf.test.TestCase):
 
   def test_refuses_what_is_not_coco_instances(self):
     directory = self.get_temp_dir()
-    annotation_file, image_dir = _own_dataset(directory)
+    annotation_file, image_dir = testing_utils.own_coco_dataset(directory)
     with open(annotation_file) as f:
       dataset = json.load(f)
     broken = os.path.join(directory, 'broken.json')
@@ -97,12 +68,13 @@ class CocoTfrecordTest(tf.test.TestCase):
                   r"annotations\[0\] lacks \['category_id', 'bbox'\]")
     unknown = os.path.join(directory, 'unknown.json')
     with open(unknown, 'w') as f:
-      json.dump(dict(dataset, categories=_CATEGORIES[:2]), f)
+      json.dump(dict(dataset, categories=testing_utils.OWN_CATEGORIES[:2]), f)
     self._refused(unknown, image_dir,
                   r'annotations use category ids \[61\] that no category has')
 
   def test_names_the_images_the_folder_lacks(self):
-    annotation_file, image_dir = _own_dataset(self.get_temp_dir())
+    annotation_file, image_dir = testing_utils.own_coco_dataset(
+        self.get_temp_dir())
     os.remove(os.path.join(image_dir, 'photo_1.jpg'))
     self._refused(annotation_file, image_dir,
                   r'1 of the 3 images .*instances.json lists are not in '

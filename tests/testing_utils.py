@@ -1,5 +1,6 @@
 """Tiny experiments, toy data and classification checkpoints for the tests."""
 import functools
+import json
 import os
 import pathlib
 import tempfile
@@ -11,6 +12,7 @@ from official.modeling import hyperparams
 from official.vision.configs import image_classification
 from official.vision.tasks import image_classification as classification_task
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 import tf_keras
 
@@ -220,3 +222,30 @@ def error_lines(result):
   """The `error:` lines a CLI subprocess printed on stderr (TensorFlow's own
   log lines around them left out)."""
   return [l for l in result.stderr.splitlines() if l.startswith('error:')]
+
+
+# Not contiguous, not from 1: a user's own ids.
+OWN_CATEGORIES = [{'id': 7, 'name': 'kettle'}, {'id': 23, 'name': 'mug'},
+                  {'id': 61, 'name': 'teapot'}]
+
+
+def own_coco_dataset(directory, num_images=3):
+  """A tiny COCO instances file with the ids above and its JPEGs."""
+  image_dir = os.path.join(directory, 'images')
+  os.makedirs(image_dir, exist_ok=True)
+  images, annotations = [], []
+  for index in range(num_images):
+    name = f'photo_{index}.jpg'
+    Image.fromarray(np.full((48, 64, 3), 40 * index, np.uint8)).save(
+        os.path.join(image_dir, name))
+    images.append({'id': 100 + index, 'file_name': name, 'height': 48,
+                   'width': 64})
+    category = OWN_CATEGORIES[index % len(OWN_CATEGORIES)]['id']
+    annotations.append({'id': index + 1, 'image_id': 100 + index,
+                        'category_id': category, 'bbox': [4, 6, 20, 10],
+                        'area': 200, 'iscrowd': 0})
+  annotation_file = os.path.join(directory, 'instances.json')
+  with open(annotation_file, 'w') as f:
+    json.dump({'images': images, 'annotations': annotations,
+               'categories': OWN_CATEGORIES}, f)
+  return annotation_file, image_dir

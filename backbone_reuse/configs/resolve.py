@@ -14,6 +14,7 @@ from official.modeling import hyperparams
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
+from backbone_reuse.data import category_map
 
 
 @dataclasses.dataclass
@@ -79,10 +80,38 @@ def _apply_layer(params, layer, source: str):
 
 
 def parse(flags_obj):
-  """Factory -> YAMLs -> runtime flags -> override; the schedule checked."""
+  """Factory -> YAMLs -> runtime flags -> override; the schedule checked;
+  a detector's `num_classes: 0` read from its annotations."""
   params = ExperimentParser(flags_obj).parse()
   schedule.check(params.trainer)
+  fill_num_classes(params)
   return params
+
+
+def fill_num_classes(params) -> None:
+  """A detection task's `task.model.num_classes: 0` becomes the class count
+  of `task.annotation_file` as Model Garden's COCO converter labels it (the
+  largest category id + 1; category_map.num_classes_for), so a user's own
+  dataset needs no hand-computed count and params.yaml records the number."""
+  task = params.task
+  if not hasattr(task, 'backbone_strategy') or task.model.num_classes != 0:
+    return
+  if not task.annotation_file:
+    raise ValueError(
+        'task.model.num_classes=0 means: read the class count from '
+        "task.annotation_file, which is ''; set task.annotation_file to the "
+        "dataset's COCO JSON, or task.model.num_classes by hand.")
+  try:
+    categories = category_map.load_categories(task.annotation_file)
+    task.model.num_classes = category_map.num_classes_for(categories)
+  except (OSError, ValueError, KeyError) as error:
+    raise ValueError(
+        'task.model.num_classes=0 reads the class count from '
+        f'task.annotation_file={task.annotation_file!r}, which failed '
+        f'({type(error).__name__}: {error}); accepted: a COCO/LVIS JSON with '
+        'categories.') from None
+  logging.info('task.model.num_classes=%d, from the categories of %s.',
+               task.model.num_classes, task.annotation_file)
 
 
 def parse_configuration(flags_obj):

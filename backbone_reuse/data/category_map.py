@@ -107,3 +107,25 @@ def label_map(categories: List[Dict], num_classes: int) -> List[Dict]:
         'exactly num_classes - 1 categories.')
   return [{'class_index': index[i], 'category_id': i, 'name': names[i]}
           for i in sorted(ids)]
+
+
+def load_categories(annotation_file: str) -> List[Dict]:
+  """The `categories` of a COCO/LVIS JSON; ValueError if it has none or
+  cannot be read."""
+  try:
+    with tf.io.gfile.GFile(annotation_file) as f:
+      return json.load(f)['categories']
+  except tf.errors.OpError as error:
+    raise ValueError(error.message.strip().splitlines()[0]) from None
+  except (json.JSONDecodeError, KeyError, TypeError) as error:
+    raise ValueError(f'{annotation_file} is not a COCO/LVIS JSON with '
+                     f'categories ({type(error).__name__}: {error})') from None
+
+
+def num_classes_for(categories: List[Dict]) -> int:
+  """The detector's `num_classes` for a dataset's categories as Model
+  Garden's COCO converter labels them (the category ids themselves, 0 being
+  background): the largest id + 1."""
+  if not categories:
+    raise ValueError('the annotation file lists no categories.')
+  return max(int(c['id']) for c in categories) + 1
