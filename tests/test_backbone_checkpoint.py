@@ -1,4 +1,5 @@
 """Backbone import from classification checkpoints, and its loud failures."""
+import os
 import re
 
 from absl.testing import parameterized
@@ -52,6 +53,31 @@ class BackboneCheckpointTest(tf.test.TestCase, parameterized.TestCase):
     task.initialize(model)
     self.assertAllEqual(model.backbone.weights[0],
                         classifier.backbone.weights[0])
+
+  def test_an_unpacked_tarball_directory_resolves(self):
+    # As a published checkpoint unpacks: prefixes and no `checkpoint` file,
+    # in the folder itself or in its single subdirectory.
+    root = self.get_temp_dir()
+    flat = os.path.join(root, 'flat')
+    variable = tf.Variable([1.0, 2.0])
+    for step in (500, 109800):
+      tf.train.Checkpoint(v=variable).write(os.path.join(flat, f'ckpt-{step}'))
+    self.assertFalse(tf.io.gfile.exists(os.path.join(flat, 'checkpoint')))
+    self.assertEqual(backbone_checkpoint.resolve_path(flat),
+                     os.path.join(flat, 'ckpt-109800'))
+    nested = os.path.join(root, 'tarball', 'resnet-rs-101-i192')
+    tf.train.Checkpoint(v=variable).write(os.path.join(nested, 'ckpt-42'))
+    self.assertEqual(
+        backbone_checkpoint.resolve_path(os.path.join(root, 'tarball')),
+        os.path.join(nested, 'ckpt-42'))
+    empty = os.path.join(root, 'empty')
+    os.makedirs(os.path.join(empty, 'a'))
+    os.makedirs(os.path.join(empty, 'b'))
+    with self.assertRaisesRegex(
+        backbone_checkpoint.BackboneCheckpointError,
+        r"^--init_checkpoint='.*empty' is a directory without a checkpoint "
+        r'\(no \*.index file in it or its single subdirectory\)'):
+      backbone_checkpoint.resolve_path(empty, '--init_checkpoint')
 
   def test_different_architecture_fails_listing_unmatched_variables(self):
     other = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')

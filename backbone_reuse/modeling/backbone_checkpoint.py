@@ -18,6 +18,7 @@ names listed: a partially restored backbone is never used silently. The one
 exception is residual adapters (modeling/adapters.py): new variables that no
 classification checkpoint has, left at their initial values.
 """
+import os
 from typing import Dict, List, Sequence, Tuple
 
 from absl import logging
@@ -41,20 +42,54 @@ class BackboneCheckpointError(ValueError):
 
 
 def resolve_path(path: str, flag: str = 'task.init_checkpoint') -> str:
-  """The checkpoint prefix of `path` (a prefix or a directory holding one);
-  BackboneCheckpointError naming `flag` if there is none."""
+  """The checkpoint prefix of `path`; BackboneCheckpointError naming `flag`
+  if there is none.
+
+  Accepted: a prefix (PATH.index exists); a directory whose `checkpoint`
+  file names one (what training writes); or a directory as a published
+  checkpoint tarball unpacks, without that file: its one prefix (of several,
+  the highest step, e.g. ckpt-109800 over ckpt-500), looked for in the
+  directory and, if it holds nothing else, in its single subdirectory.
+  """
+  accepted = ('accepted: a checkpoint prefix, or a directory holding one '
+              '(with or without its `checkpoint` file)')
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
-    if not latest:
+    if latest:
+      return latest
+    prefix = _unpacked_prefix(path)
+    if not prefix:
       raise BackboneCheckpointError(
-          f'{flag}={path!r} is a directory without a checkpoint; accepted: a '
-          'checkpoint prefix or a directory holding one.')
-    return latest
+          f'{flag}={path!r} is a directory without a checkpoint (no '
+          f'*.index file in it or its single subdirectory); {accepted}.')
+    logging.info('%s=%s: no `checkpoint` file; using %s.', flag, path,
+                 prefix)
+    return prefix
   if not tf.io.gfile.exists(path + '.index'):
     raise BackboneCheckpointError(
-        f'{flag}={path!r}: no such checkpoint (no {path}.index); accepted: a '
-        'checkpoint prefix or a directory holding one.')
+        f'{flag}={path!r}: no such checkpoint (no {path}.index); '
+        f'{accepted}.')
   return path
+
+
+def _step(prefix: str) -> int:
+  tail = prefix.rsplit('-', 1)[-1]
+  return int(tail) if tail.isdigit() else -1
+
+
+def _unpacked_prefix(directory: str) -> str:
+  """The highest-step checkpoint prefix in `directory` (or, if it holds only
+  one subdirectory, in that); '' if none."""
+  names = tf.io.gfile.listdir(directory)
+  prefixes = [os.path.join(directory, n[:-len('.index')])
+              for n in names if n.endswith('.index')]
+  if prefixes:
+    return max(prefixes, key=lambda p: (_step(p), p))
+  subdirectories = [n.rstrip('/') for n in names
+                    if tf.io.gfile.isdir(os.path.join(directory, n))]
+  if len(subdirectories) == 1 and len(names) == 1:
+    return _unpacked_prefix(os.path.join(directory, subdirectories[0]))
+  return ''
 
 
 def _object_graph(reader) -> trackable_object_graph_pb2.TrackableObjectGraph:
