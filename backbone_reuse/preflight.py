@@ -8,6 +8,10 @@ naming the field, the value and what is accepted:
   * the detector's `task.model.num_classes` holds the dataset's categories:
     the annotation file's ids (as Model Garden's converter keeps them) and
     the labels of the first training records;
+  * when the init checkpoint's folder holds the classification run's
+    params.yaml (published Model Garden checkpoints do), its backbone config
+    is the row's (type, model id, depth and width multipliers, SE ratio,
+    stem, shortcuts ...), every difference named;
   * the init checkpoint exists and restores every backbone variable (the
     loud loader on a freshly built backbone), or, with
     init_checkpoint_modules 'all', every detector variable;
@@ -22,11 +26,13 @@ from typing import Dict, List, Tuple
 
 from absl import logging
 from official.core import task_factory
+from official.modeling.hyperparams import params_dict
 from official.vision.dataloaders import tf_example_decoder
 from official.vision.dataloaders import tf_example_label_map_decoder
 from google.protobuf import message as message_lib
 import tensorflow as tf
 import tf_keras
+import yaml
 
 from backbone_reuse import errors
 from backbone_reuse.data import category_map
@@ -184,6 +190,68 @@ def check_num_classes(task_config) -> List[str]:
           'task.annotation_file), or 0 to read it from the annotations.']
 
 
+# Backbone fields that only change how a backbone trains, not which weights
+# it has or what they compute: a checkpoint may differ from the row there.
+_TRAINING_ONLY_FIELDS = ('stochastic_depth_drop_rate', 'bn_trainable')
+PARAMS_FILE = 'params.yaml'
+
+
+def _checkpoint_params(path: str):
+  """The params.yaml beside the checkpoint `path` names, or None."""
+  prefix = backbone_checkpoint.resolve_path(path)
+  for folder in dict.fromkeys([os.path.dirname(prefix), path]):
+    candidate = os.path.join(folder, PARAMS_FILE)
+    if tf.io.gfile.exists(candidate):
+      # Model Garden's reader: its params.yaml carries Python tags (tuples).
+      return candidate, params_dict.read_yaml_to_params_dict(
+          candidate).as_dict()
+  return None
+
+
+def backbone_differences(ours: Dict, theirs: Dict) -> List[str]:
+  """'field: checkpoint X, row Y' for each backbone field that differs
+  (training-only fields, and fields the checkpoint's config lacks, left out)."""
+  if ours.get('type') != theirs.get('type'):
+    return [f'type: checkpoint {theirs.get("type")!r}, row '
+            f'{ours.get("type")!r}']
+  kind = ours['type']
+  mine, other = ours.get(kind) or {}, theirs.get(kind) or {}
+  return [f'{kind}.{field}: checkpoint {other[field]!r}, row {value!r}'
+          for field, value in sorted(mine.items())
+          if field not in _TRAINING_ONLY_FIELDS and field in other
+          and other[field] != value]
+
+
+def check_checkpoint_params(task_config) -> List[str]:
+  """The checkpoint's classification run had the row's backbone."""
+  path = task_config.init_checkpoint
+  if (not path or not _is_detection(task_config)
+      or task_config.init_checkpoint_modules == 'all'):
+    return []
+  try:
+    found = _checkpoint_params(path)
+  except backbone_checkpoint.BackboneCheckpointError:
+    return []  # check_checkpoint names it.
+  except (tf.errors.OpError, yaml.YAMLError) as error:
+    return [f'task.init_checkpoint={path!r}: its {PARAMS_FILE} cannot be '
+            f'read ({type(error).__name__}).']
+  if found is None:
+    return []
+  params_file, params = found
+  theirs = (((params or {}).get('task') or {}).get('model') or {}).get(
+      'backbone')
+  if not isinstance(theirs, dict):
+    return []  # Not a classification run's config.
+  differences = backbone_differences(task_config.model.backbone.as_dict(),
+                                     theirs)
+  if not differences:
+    return []
+  return [f'task.init_checkpoint={path!r} was trained with another backbone '
+          f'({params_file}): {"; ".join(differences)}. Use the checkpoint '
+          "of the row's backbone, or set task.model.backbone to the "
+          "checkpoint's."]
+
+
 def check_checkpoint(task_config) -> List[str]:
   """The init checkpoint restores every backbone (or detector) variable."""
   path = task_config.init_checkpoint
@@ -240,7 +308,9 @@ def check(params, model_dir: str, mode: str = 'train_and_eval') -> Dict:
   problems += check_inputs(task_config)
   problems += check_annotation_files(task_config)
   problems += check_num_classes(task_config)
-  problems += check_checkpoint(task_config)
+  mismatch = check_checkpoint_params(task_config)
+  # A different backbone cannot restore: say why, and build nothing.
+  problems += mismatch or check_checkpoint(task_config)
   seconds = time.perf_counter() - start
   logging.info('Preflight: %d problem(s) in %.1f s.', len(problems), seconds)
   return {'problems': problems, 'seconds': seconds}

@@ -45,6 +45,53 @@ class PreflightTest(tf.test.TestCase):
                               r'model/_backbone\) cannot initialise \d+ '
                               r'backbone variable\(s\).*\(first: .*shape')
 
+  def _published_checkpoint(self, backbone_changes):
+    """A classification checkpoint as Model Garden publishes one: the
+    trainer's checkpoint and its params.yaml (Model Garden's serializer),
+    the backbone changed as given."""
+    from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+    from official.core import train_utils  # pylint: disable=g-import-not-at-top
+    row = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
+    directory = os.path.join(self.get_temp_dir(), 'published')
+    path, _ = testing_utils.write_classification_checkpoint(
+        row.task.model, directory, 'trainer')
+    classification = exp_factory.get_exp_config('resnet_imagenet')
+    classification.task.model.backbone = row.task.model.backbone.as_dict()
+    classification.override({'task': {'model': {'backbone': {
+        'resnet': backbone_changes}}}}, is_strict=True)
+    train_utils.serialize_config(classification, directory)
+    return directory, path
+
+  def test_a_published_checkpoint_of_another_backbone_is_named(self):
+    row = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
+    se_ratio = row.task.model.backbone.resnet.se_ratio
+    directory, _ = self._published_checkpoint(
+        {'model_id': 50, 'se_ratio': se_ratio + 0.25,
+         'stochastic_depth_drop_rate': 0.1})
+    params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco',
+                                       'freeze', directory)
+    (problem,) = preflight.check_checkpoint_params(params.task)
+    self.assertRegex(
+        problem, r"^task.init_checkpoint='.*published' was trained with "
+        r'another backbone \(.*published/params.yaml\): resnet.model_id: '
+        r'checkpoint 50, row 18; resnet.se_ratio: checkpoint '
+        f'{se_ratio + 0.25}, row {se_ratio}\\. '
+        r"Use the checkpoint of the row's backbone")
+    # The drop rate only changes training: not a difference. And preflight
+    # stops there, without building a model.
+    self.assertNotIn('stochastic_depth', problem)
+    self.assertEqual(preflight.check(params, directory)['problems'],
+                     [problem])
+
+  def test_a_published_checkpoint_of_the_rows_backbone_passes(self):
+    directory, path = self._published_checkpoint(
+        {'stochastic_depth_drop_rate': 0.1})
+    for given in (directory, path):  # The folder, or the prefix in it.
+      params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco',
+                                         'freeze', given)
+      self.assertEqual(preflight.check_checkpoint_params(params.task), [])
+      self.assertEqual(preflight.check_checkpoint(params.task), [])
+
   def test_train_cli_refuses_each_problem_in_one_line(self):
     directory = self.get_temp_dir()
     not_examples = os.path.join(directory, 'val-00000-of-00001')
