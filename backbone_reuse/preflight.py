@@ -27,8 +27,6 @@ from typing import Dict, List, Tuple
 from absl import logging
 from official.core import task_factory
 from official.modeling.hyperparams import params_dict
-from official.vision.dataloaders import tf_example_decoder
-from official.vision.dataloaders import tf_example_label_map_decoder
 from google.protobuf import message as message_lib
 import tensorflow as tf
 import tf_keras
@@ -36,6 +34,7 @@ import yaml
 
 from backbone_reuse import errors
 from backbone_reuse.data import category_map
+from backbone_reuse.dataloaders import decoders
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import strategy as strategy_lib
 from backbone_reuse.tools import verify_data
@@ -49,20 +48,6 @@ class PreflightError(ValueError):
   def __init__(self, problems: List[str]):
     super().__init__('\n'.join(problems))
     self.problems = problems
-
-
-def _decoder(model_config, data_config):
-  """Model Garden's example decoder as the task configures it."""
-  include_mask = getattr(model_config, 'include_mask', False)
-  if data_config.decoder.type == 'label_map_decoder':
-    config = data_config.decoder.label_map_decoder
-    return tf_example_label_map_decoder.TfExampleDecoderLabelMap(
-        label_map=config.label_map, include_mask=include_mask,
-        regenerate_source_id=config.regenerate_source_id)
-  config = data_config.decoder.simple_decoder
-  return tf_example_decoder.TfExampleDecoder(
-      include_mask=include_mask,
-      regenerate_source_id=config.regenerate_source_id)
 
 
 def check_inputs(task_config) -> List[str]:
@@ -89,7 +74,7 @@ def check_inputs(task_config) -> List[str]:
       if record is None:
         raise ValueError('the shard holds no record')
       if detection:
-        _decoder(task_config.model, data).decode(record)
+        decoders.build(task_config.model, data).decode(record)
       else:  # Other tasks' decoders vary; a tf.Example at least.
         tf.train.Example.FromString(record.numpy())
     except (tf.errors.OpError, ValueError, KeyError,
@@ -173,7 +158,7 @@ def check_num_classes(task_config) -> List[str]:
     pattern = data.input_path if isinstance(data.input_path, str) else (
         ','.join(data.input_path))
     files = verify_data.shards(pattern)
-    decoder = _decoder(task_config.model, data)
+    decoder = decoders.build(task_config.model, data)
     largest = -1
     for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):
       labels = decoder.decode(record)['groundtruth_classes']

@@ -123,7 +123,8 @@ class LvisTfdsTest(tf.test.TestCase):
 
   def test_other_tfds_datasets_are_refused(self):
     params = exp_factory.get_exp_config('backbone_reuse_maskrcnn_coco')
-    params.override({'task': {'train_data': {'tfds_name': 'coco/2017'}}})
-    with self.assertRaisesRegex(ValueError, "tfds_name='coco/2017'.*"
-                                'accepted TFDS datasets: lvis'):
+    params.override({'task': {'train_data': {'tfds_name': 'voc/2007'}}})
+    with self.assertRaisesRegex(ValueError, "tfds_name='voc/2007': the R-CNN "
+                                'input reads TFRecords and these TFDS '
+                                'datasets: lvis, coco'):
       params.validate()

@@ -17,7 +17,7 @@ from official.vision.configs import decoders
 from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
 
-from backbone_reuse.dataloaders import lvis_tfds
+from backbone_reuse.dataloaders import tfds_names
 from backbone_reuse.modeling import class_balanced
 from backbone_reuse.modeling import strategy
 
@@ -219,12 +219,22 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
           'annotation_file (the training JSON, for per-class image '
           'fractions).')
     for name in ('train_data', 'validation_data'):
-      tfds_name = getattr(self, name).tfds_name
-      if tfds_name and not lvis_tfds.is_lvis(tfds_name):
+      data = getattr(self, name)
+      if not data.tfds_name:
+        continue
+      family = tfds_names.family(data.tfds_name)
+      if family not in tfds_names.ACCEPTED:
         raise ValueError(
-            f'task.{name}.tfds_name={tfds_name!r}: Model Garden\'s R-CNN '
-            'input reads TFRecords; accepted TFDS datasets: '
-            f'{", ".join(lvis_tfds.TFDS_NAMES)} (or convert to TFRecords).')
+            f'task.{name}.tfds_name={data.tfds_name!r}: the R-CNN input '
+            'reads TFRecords and these TFDS datasets: '
+            f'{", ".join(tfds_names.ACCEPTED)} (or convert to TFRecords).')
+      if family == tfds_names.COCO and self.model.include_mask:
+        raise ValueError(
+            f'task.{name}.tfds_name={data.tfds_name!r} carries no instance '
+            'masks; task.model.include_mask=True (Mask R-CNN) needs them: '
+            'use the box-only Faster / Cascade R-CNN experiments, or COCO '
+            'TFRecords with masks (backbone_reuse.data.coco_tfrecord '
+            '--include_masks).')
     if (self.class_balanced_loss.type != class_balanced.NONE
         and self.losses.class_weights):
       raise ValueError(

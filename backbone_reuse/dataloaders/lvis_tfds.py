@@ -9,9 +9,6 @@ masks, no crowd objects. Use it with `task.train_data.tfds_name: lvis`.
 """
 import tensorflow as tf
 
-TFDS_NAMES = ('lvis',)
-
-
 class LvisTfdsDecoder:
   """Model Garden decoder interface (`decode`) for TFDS `lvis` examples."""
 
@@ -30,7 +27,3 @@ class LvisTfdsDecoder:
         'groundtruth_instance_masks': tf.cast(
             objects['segmentation'][..., 0] > 127, tf.float32),
     }
-
-
-def is_lvis(tfds_name: str) -> bool:
-  return tfds_name.split('/')[0].split(':')[0] in TFDS_NAMES

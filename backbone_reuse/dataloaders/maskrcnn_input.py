@@ -1,10 +1,11 @@
-"""R-CNN input with repeat-factor sampling, Copy-Paste and/or TFDS `lvis`.
+"""R-CNN input with repeat-factor sampling, Copy-Paste and/or TFDS data.
 
 Model Garden's InputReader has the hooks these need -- a decoder of TFDS
 examples, and `sample_fn`, a transform of the decoded stream applied before
 the parser -- but its MaskRCNNTask.build_inputs reads TFRecords only and
-passes no `sample_fn`. `build` therefore builds the decoder (Model Garden's
-TfExampleDecoder, or LvisTfdsDecoder), the same parser as Model Garden's
+passes no `sample_fn`. `build` therefore builds the decoder
+(dataloaders/decoders.py: the TFRecord decoder `decoder.type` names, or a
+TFDS `lvis` / `coco` decoder), the same parser as Model Garden's
 task (the same arguments from the same config fields) and the reader, with
 repeat-factor sampling and then Copy-Paste as the `sample_fn` when enabled.
 With Copy-Paste the parser's own flip and scale jitter are switched off
@@ -17,11 +18,10 @@ from official.common import dataset_fn as dataset_fn_lib
 from official.vision.dataloaders import input_reader
 from official.vision.dataloaders import input_reader_factory
 from official.vision.dataloaders import maskrcnn_input
-from official.vision.dataloaders import tf_example_decoder
 import tensorflow as tf
 
 from backbone_reuse.dataloaders import copy_paste
-from backbone_reuse.dataloaders import lvis_tfds
+from backbone_reuse.dataloaders import decoders
 from backbone_reuse.dataloaders import repeat_factor
 
 
@@ -44,7 +44,7 @@ def needed(params) -> bool:
   return bool(
       (params.is_training and params.parser.copy_paste.enabled) or
       (params.is_training and params.repeat_factor_sampling.threshold > 0) or
-      (params.tfds_name and lvis_tfds.is_lvis(params.tfds_name)))
+      bool(params.tfds_name))
 
 
 def _sample_fn(task_config, params):
@@ -76,15 +76,7 @@ def build(task_config, params,
   model = task_config.model
   parser_config = params.parser
   pasting = params.is_training and parser_config.copy_paste.enabled
-  if params.tfds_name:  # Validation admits TFDS `lvis` only.
-    decoder = lvis_tfds.LvisTfdsDecoder()
-  else:
-    decoder = tf_example_decoder.TfExampleDecoder(
-        include_mask=model.include_mask,
-        regenerate_source_id=(
-            params.decoder.simple_decoder.regenerate_source_id),
-        mask_binarize_threshold=(
-            params.decoder.simple_decoder.mask_binarize_threshold))
+  decoder = decoders.build(model, params)
   parser = maskrcnn_input.Parser(
       output_size=model.input_size[:2],
       min_level=model.min_level,
