@@ -99,6 +99,14 @@ class CocoTfdsTest(tf.test.TestCase):
         'them'):
       params.validate()
 
+  def test_retinanet_with_tfds_is_refused(self):
+    params = exp_factory.get_exp_config('backbone_reuse_retinanet_coco')
+    params.override({'task': {'train_data': {'tfds_name': 'coco/2017'}}})
+    with self.assertRaisesRegex(
+        ValueError, r"task.train_data.tfds_name='coco/2017': the RetinaNet "
+        'input reads TFRecords only here'):
+      params.validate()
+
 
 if __name__ == '__main__':
   tf.test.main()

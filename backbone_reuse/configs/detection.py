@@ -269,6 +269,20 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   frozen_stages: int = strategy.FROZEN_STAGES_UNSET
   model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
 
+  def validate(self):
+    super().validate()
+    for name in ('train_data', 'validation_data'):
+      tfds_name = getattr(self, name).tfds_name
+      if tfds_name:
+        # Model Garden's RetinaNet input keeps TFDS's 0-based labels, so
+        # COCO's first class would be background: not served yet.
+        raise ValueError(
+            f'task.{name}.tfds_name={tfds_name!r}: the RetinaNet input reads '
+            'TFRecords only here (Model Garden\'s TFDS decoder keeps 0-based '
+            'labels, which would make the first class background); accepted: '
+            'TFRecords (backbone_reuse.data.coco_tfrecord), or a box-only '
+            'Faster / Cascade R-CNN with task.train_data.tfds_name: coco/2017.')
+
 
 @dataclasses.dataclass
 class ExperimentConfig(cfg.ExperimentConfig):
