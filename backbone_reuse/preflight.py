@@ -34,10 +34,10 @@ import yaml
 
 from backbone_reuse import errors
 from backbone_reuse.data import category_map
+from backbone_reuse.data import tfrecord_check
 from backbone_reuse.dataloaders import decoders
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import strategy as strategy_lib
-from backbone_reuse.tools import verify_data
 
 EXIT_CODE = 2
 
@@ -62,7 +62,7 @@ def check_inputs(task_config) -> List[str]:
     if not isinstance(pattern, str):
       pattern = ','.join(pattern)
     try:
-      files = verify_data.shards(pattern)
+      files = tfrecord_check.shards(pattern)
     except ValueError as error:
       problems.append(f'{field}={pattern!r}: {error} Accepted: '
                       'comma-separated glob(s) of TFRecord shards (e.g. '
@@ -84,7 +84,7 @@ def check_inputs(task_config) -> List[str]:
       problems.append(
           f'{field}={pattern!r}: the first record of {files[0]} does not '
           f'decode as {kind} ({reason[0] if reason else error}); check it '
-          f'with {verify_data.command_for(pattern)}')
+          f'with {tfrecord_check.command_for(pattern)}')
   return problems
 
 
@@ -157,7 +157,7 @@ def check_num_classes(task_config) -> List[str]:
   try:
     pattern = data.input_path if isinstance(data.input_path, str) else (
         ','.join(data.input_path))
-    files = verify_data.shards(pattern)
+    files = tfrecord_check.shards(pattern)
     decoder = decoders.build(task_config.model, data)
     largest = -1
     for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):

@@ -38,10 +38,10 @@ from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.analysis import resources
 from backbone_reuse.configs import resolve
-from backbone_reuse.tools import verify_data
+from backbone_reuse.data import tfrecord_check
 
 FLAGS = flags.FLAGS
-METRICS_FILENAME = 'metrics.json'
+METRICS_FILENAME = eval_summaries.METRICS_FILENAME
 
 
 def seed_globally(params) -> None:
@@ -75,7 +75,7 @@ def run(params, model_dir: str, mode: str) -> dict:
     # TensorFlow's message names no file; the patterns and the tool do.
     checks = '; '.join(
         f'task.{name}.input_path={pattern!r} -> '
-        f'{verify_data.command_for(pattern)}'
+        f'{tfrecord_check.command_for(pattern)}'
         for name, pattern in _input_patterns(params))
     raise tf.errors.DataLossError(
         None, None,

@@ -5,7 +5,7 @@ import os
 from pycocotools import coco
 import tensorflow as tf
 
-from backbone_reuse.data import toy_coco
+from backbone_reuse.shapes import toy_coco
 import testing_utils
 
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import testing_utils
 from backbone_reuse import train
+from backbone_reuse.data import tfrecord_check
 from backbone_reuse.tools import verify_data
 
 
@@ -39,9 +40,9 @@ class VerifyDataTest(tf.test.TestCase):
     _write_shard(good, 10)
     _write_shard(bad, 10)
     _truncate(bad, 0.55)  # Records are the same size: 5 survive whole.
-    self.assertEqual(verify_data.read_shard(good),
-                     verify_data.Shard(good, 10))
-    broken = verify_data.read_shard(bad)
+    self.assertEqual(tfrecord_check.read_shard(good),
+                     tfrecord_check.Shard(good, 10))
+    broken = tfrecord_check.read_shard(bad)
     self.assertEqual(broken.records, 5)
     self.assertIsNotNone(broken.error)
 
@@ -72,18 +73,18 @@ class VerifyDataTest(tf.test.TestCase):
       record = len(data) // 10
       with open(path, 'wb') as f:
         f.write(data[:5 * record + cut])
-      shard = verify_data.read_shard(path)
+      shard = tfrecord_check.read_shard(path)
       self.assertEqual(shard.records, 5, cut)
       self.assertIsNotNone(shard.error, cut)
-      self.assertTrue(verify_data.report_line(shard).startswith(
+      self.assertTrue(tfrecord_check.report_line(shard).startswith(
           f'CORRUPT {path}: 5 records readable, then: '))
     self.assertIn('7 trailing byte(s) are not a whole record',
-                  verify_data.read_shard(os.path.join(directory,
+                  tfrecord_check.read_shard(os.path.join(directory,
                                                       'cut7')).error)
     empty = os.path.join(directory, 'empty')
     _write_shard(empty, 0)
-    self.assertEqual(verify_data.read_shard(empty),
-                     verify_data.Shard(empty, 0))
+    self.assertEqual(tfrecord_check.read_shard(empty),
+                     tfrecord_check.Shard(empty, 0))
 
   def test_training_on_a_corrupt_shard_names_the_pattern_and_the_tool(self):
     directory = self.get_temp_dir()
@@ -98,7 +99,7 @@ class VerifyDataTest(tf.test.TestCase):
       train.run(params, os.path.join(directory, 'run'), 'train')
     message = caught.exception.message
     self.assertIn(f'task.train_data.input_path={pattern!r}', message)
-    self.assertIn(verify_data.command_for(pattern), message)
+    self.assertIn(tfrecord_check.command_for(pattern), message)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import tf_keras
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.shapes import lvis_world as shapes_lvis
-from backbone_reuse.data import toy_coco
+from backbone_reuse.shapes import toy_coco
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

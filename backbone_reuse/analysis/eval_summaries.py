@@ -4,6 +4,10 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
+# What `backbone_reuse.train` writes in MODEL_DIR after its last evaluation:
+# {'step': N, 'metrics': {name: value}}.
+METRICS_FILENAME = 'metrics.json'
+
 
 def read_scalars(model_dir: str,
                  subdir: str) -> Dict[int, Dict[str, float]]:

@@ -19,7 +19,7 @@ from official.vision.configs import retinanet as retinanet_config
 
 from backbone_reuse.dataloaders import tfds_names
 from backbone_reuse.modeling import class_balanced
-from backbone_reuse.modeling import strategy
+from backbone_reuse.configs import strategies
 
 DETECTORS = ('fasterrcnn', 'maskrcnn', 'cascadercnn', 'retinanet')
 # COCO is Model Garden's base; LVIS v1 changes its data and head.
@@ -34,7 +34,7 @@ class _StrategyValidation:
 
   def validate(self):
     super().validate()
-    strategy.validate_task_config(self)
+    strategies.validate_task_config(self)
     _validate_activations(self.model)
 
 
@@ -181,11 +181,11 @@ class DataConfig(maskrcnn_config.DataConfig):
 @dataclasses.dataclass
 class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN task with a backbone reuse strategy."""
-  backbone_strategy: str = strategy.SCRATCH
+  backbone_strategy: str = strategies.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
   # backbone_strategy 'partial': the stem and this many block groups frozen.
-  frozen_stages: int = strategy.FROZEN_STAGES_UNSET
+  frozen_stages: int = strategies.FROZEN_STAGES_UNSET
   model: MaskRCNN = dataclasses.field(default_factory=MaskRCNN)
   train_data: DataConfig = dataclasses.field(
       default_factory=lambda: DataConfig(is_training=True))
@@ -262,11 +262,11 @@ class LvisMaskRCNNTask(MaskRCNNTask):
 @dataclasses.dataclass
 class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   """RetinaNet task with a backbone reuse strategy."""
-  backbone_strategy: str = strategy.SCRATCH
+  backbone_strategy: str = strategies.SCRATCH
   init_checkpoint_modules: str = 'backbone'
   adapters: Adapters = dataclasses.field(default_factory=Adapters)
   # backbone_strategy 'partial': the stem and this many block groups frozen.
-  frozen_stages: int = strategy.FROZEN_STAGES_UNSET
+  frozen_stages: int = strategies.FROZEN_STAGES_UNSET
   model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
 
   def validate(self):

@@ -41,12 +41,12 @@ from official.vision.modeling.layers import nn_blocks
 import tensorflow as tf
 import tf_keras
 
+from backbone_reuse.configs import strategies
 from backbone_reuse.modeling import freezing
 
-SERIES = 'series'
-PARALLEL = 'parallel'
-TYPES = (SERIES, PARALLEL)
-LEVELS = (2, 3, 4, 5)
+SERIES = strategies.ADAPTER_SERIES
+PARALLEL = strategies.ADAPTER_PARALLEL
+LEVELS = strategies.RESNET_LEVELS
 # The 3x3 convs of each Model Garden block, by attribute.
 _ADAPTED_CONVS = {
     nn_blocks.ResidualBlock: ('_conv1', '_conv2'),

@@ -12,8 +12,8 @@ from typing import Callable, List, Optional
 
 import tf_keras
 
-# Model Garden's ResNet: block group i (1-based) produces level i + 1.
-RESNET_LEVELS = (2, 3, 4, 5)
+from backbone_reuse.configs import strategies
+
 _GROUP_END = re.compile(r'^block_group_l(\d+)$')
 
 
@@ -50,9 +50,9 @@ def resnet_stages(backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]
       current = []
       continue
     current.append(layer)
-  if len(stages) != len(RESNET_LEVELS) + 1 or current:
+  if len(stages) != len(strategies.RESNET_LEVELS) + 1 or current:
     raise ValueError(f'{backbone.name}: expected a stem and '
-                     f'{len(RESNET_LEVELS)} block groups closed by '
+                     f'{len(strategies.RESNET_LEVELS)} block groups closed by '
                      'block_group_l{level} layers (Model Garden\'s ResNet); '
                      f'found {len(stages) - 1} groups.')
   return stages

@@ -42,7 +42,7 @@ from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
-from backbone_reuse.tools import verify_data
+from backbone_reuse.data import tfrecord_check
 
 # Training stages continue from their last checkpoint after an interruption;
 # the others are cheap and start over.
@@ -111,10 +111,10 @@ class Demo:
       files = tf.io.gfile.glob(os.path.join(self.data, name) + '-*')
       if not files:
         return f'no TFRecords for {name}'
-      shards = [verify_data.read_shard(f) for f in files]
+      shards = [tfrecord_check.read_shard(f) for f in files]
       corrupt = [s for s in shards if s.error is not None]
       if corrupt:
-        return f'{name} is corrupt ({verify_data.report_line(corrupt[0])})'
+        return f'{name} is corrupt ({tfrecord_check.report_line(corrupt[0])})'
       found = sum(s.records for s in shards)
       if found != expected:
         return f'{name} has {found} records, expected {expected}'

@@ -17,6 +17,7 @@ from official.vision.configs import image_classification
 from official.vision.configs import maskrcnn as maskrcnn_config
 
 from backbone_reuse.configs import detection
+from backbone_reuse.configs import strategies
 from backbone_reuse.shapes import world
 
 DATA_DIR = os.path.join('runs', 'demo', 'data')
@@ -26,7 +27,8 @@ DATA_DIR = os.path.join('runs', 'demo', 'data')
 CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
 CAPACITY_TITLES = {'fpn': 'Faster R-CNN FPN', 'nasfpn': 'Faster R-CNN NAS-FPN',
                    'nasfpn_cascade': 'Cascade R-CNN NAS-FPN'}
-STRATEGIES = ('scratch', 'finetune', 'freeze', 'adapters')
+STRATEGIES = (strategies.SCRATCH, strategies.FINETUNE, strategies.FREEZE,
+              strategies.ADAPTERS)
 UPSTREAMS = ('small', 'large')
 
 

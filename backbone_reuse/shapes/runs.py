@@ -26,14 +26,14 @@ import tf_keras
 import tqdm
 import yaml
 
-from backbone_reuse import train as train_cli
+from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.configs import resolve
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 from backbone_reuse.modeling import backbone_checkpoint
 
 LOG = 'train.log'
-METRICS = train_cli.METRICS_FILENAME
+METRICS = eval_summaries.METRICS_FILENAME
 COMMAND = 'command.txt'
 # Config fields that name files on this machine, not what a run computes.
 _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')

@@ -1,6 +1,6 @@
 r"""The toy COCO-format set the smoke configs and tests train on.
 
-  python -m backbone_reuse.data.toy_coco [--output_dir=runs/toy_coco]
+  python -m backbone_reuse.shapes.toy_coco [--output_dir=runs/toy_coco]
 
 Coloured squares, triangles and circles on noise, 1-3 per image, each drawn
 as a polygon that is also its instance mask; deterministic given a seed.

@@ -1,0 +1,135 @@
+"""Backbone strategies as config values: their names and their validation.
+
+What each strategy means, and how a backbone is built for it, is in
+backbone_reuse/modeling/strategy.py (the one place that decides which
+backbone variables train). This module holds only what a config needs to be
+checked -- names, accepted values, one-line refusals -- and imports no model
+code, so configs can be validated without building or importing Keras layers.
+"""
+SCRATCH = 'scratch'
+FINETUNE = 'finetune'
+FREEZE = 'freeze'
+ADAPTERS = 'adapters'
+PARTIAL = 'partial'
+STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS, PARTIAL)
+# task.frozen_stages when it does not apply (any strategy but partial).
+FROZEN_STAGES_UNSET = -1
+CHECKPOINT_MODULES = ('backbone', 'all')
+# Residual adapters (task.adapters): kinds, and the ResNet levels whose
+# block groups can carry them.
+ADAPTER_SERIES = 'series'
+ADAPTER_PARALLEL = 'parallel'
+ADAPTER_TYPES = (ADAPTER_SERIES, ADAPTER_PARALLEL)
+# Model Garden's ResNet: block group i (1-based) produces level i + 1.
+RESNET_LEVELS = (2, 3, 4, 5)
+
+
+def is_frozen(strategy: str) -> bool:
+  """The base backbone weights stay fixed (adapters, if any, train)."""
+  return strategy in (FREEZE, ADAPTERS)
+
+
+def validate_task_config(task_config) -> None:
+  """Refuses inconsistent strategy settings before any model is built.
+
+  Args:
+    task_config: a task config with `backbone_strategy`, `init_checkpoint`,
+      `init_checkpoint_modules`, `freeze_backbone` and `model.backbone`.
+
+  Raises:
+    ValueError: one line naming the field, its value and what is accepted.
+  """
+  strategy = task_config.backbone_strategy
+  checkpoint = task_config.init_checkpoint
+  if strategy not in STRATEGIES:
+    raise ValueError(
+        f'task.backbone_strategy={strategy!r} is not supported; accepted: '
+        f'{", ".join(STRATEGIES)}.')
+  modules = task_config.init_checkpoint_modules
+  # With modules 'all' the checkpoint is a trained detector (stage 2 of the
+  # LVIS recipe), not a classification backbone, whatever the strategy was.
+  if strategy == SCRATCH and checkpoint and modules != 'all':
+    raise ValueError(
+        f'task.init_checkpoint={checkpoint!r} contradicts '
+        "task.backbone_strategy='scratch' (random initialisation); remove "
+        "init_checkpoint or use backbone_strategy 'finetune' or 'freeze'.")
+  if strategy != SCRATCH and not checkpoint:
+    raise ValueError(
+        f'task.backbone_strategy={strategy!r} needs task.init_checkpoint (a '
+        f'classification checkpoint), got {checkpoint!r}; set it, or use '
+        "backbone_strategy 'scratch'.")
+  if task_config.freeze_backbone and strategy != FREEZE:
+    raise ValueError(
+        'task.freeze_backbone=True contradicts task.backbone_strategy='
+        f"{strategy!r}; accepted: freeze_backbone=False, or "
+        "backbone_strategy='freeze'.")
+  if checkpoint and modules not in CHECKPOINT_MODULES:
+    raise ValueError(
+        f'task.init_checkpoint_modules={modules!r} is not supported; '
+        "accepted: 'backbone' (a classification checkpoint's backbone) or "
+        "'all' (a whole trained detector, e.g. stage 1's, which stage 2 of "
+        'the LVIS recipe starts from).')
+  if getattr(task_config, 'train_only_box_classifier', False) and (
+      not checkpoint or modules != 'all'):
+    raise ValueError(
+        'task.train_only_box_classifier=True (stage 2) retrains the box '
+        'classifier of a trained detector; it needs task.init_checkpoint = '
+        "the stage-1 model dir and task.init_checkpoint_modules='all', got "
+        f'{checkpoint!r} and {modules!r}.')
+  drop_rate = getattr(task_config.model.backbone.get(),
+                      'stochastic_depth_drop_rate', 0.0) or 0.0
+  if (is_frozen(strategy) or strategy == PARTIAL) and drop_rate > 0:
+    raise ValueError(
+        'task.model.backbone.*.stochastic_depth_drop_rate='
+        f'{drop_rate} would keep perturbing a frozen backbone; accepted with '
+        f'backbone_strategy={strategy!r}: 0.0.')
+  if strategy == ADAPTERS:
+    _validate_adapters(task_config)
+  _validate_frozen_stages(task_config)
+
+
+def _validate_frozen_stages(task_config) -> None:
+  strategy = task_config.backbone_strategy
+  stages = task_config.frozen_stages
+  if strategy != PARTIAL:
+    if stages != FROZEN_STAGES_UNSET:
+      raise ValueError(
+          f'task.frozen_stages={stages} applies only to backbone_strategy='
+          f"'partial', not {strategy!r}; accepted: leave it unset "
+          f'({FROZEN_STAGES_UNSET}), or use backbone_strategy=\'partial\'.')
+    return
+  backbone_type = task_config.model.backbone.type
+  if backbone_type != 'resnet':
+    raise ValueError(
+        f'task.model.backbone.type={backbone_type!r} has no stages for '
+        "backbone_strategy='partial' yet; accepted: 'resnet'.")
+  groups = len(RESNET_LEVELS)
+  if not 0 <= stages <= groups:
+    raise ValueError(
+        f'task.frozen_stages={stages} is out of range for a ResNet with '
+        f'{groups} block groups; accepted with backbone_strategy='
+        f"'partial': 0 (the stem only) to {groups} (the whole backbone).")
+
+
+def _validate_adapters(task_config) -> None:
+  config = task_config.adapters
+  backbone_type = task_config.model.backbone.type
+  if backbone_type != 'resnet':
+    raise ValueError(
+        f'task.model.backbone.type={backbone_type!r} has no adapter placement'
+        " yet; accepted with backbone_strategy='adapters': 'resnet'.")
+  if config.type not in ADAPTER_TYPES:
+    raise ValueError(f'task.adapters.type={config.type!r} is not supported; '
+                     f'accepted: {", ".join(ADAPTER_TYPES)}.')
+  bad = [l for l in config.levels or () if l not in RESNET_LEVELS]
+  if bad:
+    raise ValueError(f'task.adapters.levels={list(config.levels)} names '
+                     f'levels {bad} that have no residual blocks; accepted: '
+                     f'a subset of {list(RESNET_LEVELS)} (empty: all).')
+  if not config.learning_rate_multiplier > 0:
+    raise ValueError('task.adapters.learning_rate_multiplier='
+                     f'{config.learning_rate_multiplier}; accepted: a '
+                     'positive number (1: the heads\' learning rate).')
+  if config.reduction < 0:
+    raise ValueError(f'task.adapters.reduction={config.reduction}; accepted: '
+                     '0 (full-width 1x1) or a positive reduction factor.')

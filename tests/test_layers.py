@@ -1,0 +1,100 @@
+"""The import rules that keep the layers pointing one way.
+
+  * configs import no model code: importing backbone_reuse.configs.detection
+    (and .strategies, .schedule) loads no module of backbone_reuse.modeling
+    that builds layers, and nothing of tasks or shapes;
+  * library modules never import a command-line module (train, reproduce,
+    export, predict, demo, tools/*): what two commands share lives in a
+    library module;
+  * nothing outside backbone_reuse/shapes/ imports it, except the experiment
+    registry (which registers its experiments) and `backbone_reuse.demo`
+    (the Shapes demo's command line).
+"""
+import ast
+import pathlib
+import subprocess
+import sys
+
+import tensorflow as tf
+
+import testing_utils
+
+PACKAGE = testing_utils.REPO / 'backbone_reuse'
+COMMAND_LINES = {'backbone_reuse.train', 'backbone_reuse.reproduce',
+                 'backbone_reuse.export', 'backbone_reuse.predict',
+                 'backbone_reuse.demo', 'backbone_reuse.tools'}
+SHAPES = 'backbone_reuse.shapes'
+MAY_IMPORT_SHAPES = {'backbone_reuse.registry_imports', 'backbone_reuse.demo'}
+# Model-free modules of backbone_reuse.modeling (plain numpy).
+MODEL_FREE = {'backbone_reuse.modeling', 'backbone_reuse.modeling.class_balanced'}
+
+
+def _module(path: pathlib.Path) -> str:
+  parts = path.relative_to(testing_utils.REPO).with_suffix('').parts
+  return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _imports(path: pathlib.Path):
+  found = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.module:
+      found.update(f'{node.module}.{a.name}' for a in node.names)
+    elif isinstance(node, ast.Import):
+      found.update(a.name for a in node.names)
+  return {i for i in found if i.startswith('backbone_reuse')}
+
+
+def _within(name: str, package: str) -> bool:
+  return name == package or name.startswith(package + '.')
+
+
+class LayersTest(tf.test.TestCase):
+
+  def test_configs_load_no_model_task_or_shapes_module(self):
+    code = ('import sys\n'
+            'import backbone_reuse.configs.detection\n'
+            'import backbone_reuse.configs.strategies\n'
+            'import backbone_reuse.configs.schedule\n'
+            'print("\\n".join(m for m in sys.modules '
+            'if m.startswith("backbone_reuse.")))')
+    result = subprocess.run([sys.executable, '-c', code],
+                            cwd=testing_utils.REPO, capture_output=True,
+                            text=True, check=True)
+    loaded = set(result.stdout.split())
+    self.assertIn('backbone_reuse.configs.detection', loaded)
+    bad = sorted(m for m in loaded
+                 if (_within(m, 'backbone_reuse.modeling')
+                     and m not in MODEL_FREE)
+                 or _within(m, 'backbone_reuse.tasks') or _within(m, SHAPES))
+    self.assertEmpty(bad)
+
+  def test_library_modules_import_no_command_line(self):
+    found = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+      module = _module(path)
+      if any(_within(module, c) for c in COMMAND_LINES):
+        continue
+      found += [f'{module} imports {i}' for i in sorted(_imports(path))
+                if any(_within(i, c) for c in COMMAND_LINES)]
+    self.assertEmpty(found)
+
+  def test_only_the_shapes_package_knows_the_shapes_world(self):
+    found = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+      module = _module(path)
+      if _within(module, SHAPES) or module in MAY_IMPORT_SHAPES:
+        continue
+      found += [f'{module} imports {i}' for i in sorted(_imports(path))
+                if _within(i, SHAPES)]
+    self.assertEmpty(found)
+
+  def test_the_scan_sees_imports(self):
+    # The scan is not vacuous: it finds known imports of known modules.
+    self.assertIn('backbone_reuse.data.tfrecord_check',
+                  _imports(PACKAGE / 'preflight.py'))
+    self.assertIn('backbone_reuse.shapes.experiments',
+                  _imports(PACKAGE / 'registry_imports.py'))
+
+
+if __name__ == '__main__':
+  tf.test.main()
