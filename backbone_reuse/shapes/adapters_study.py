@@ -39,6 +39,7 @@ from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import resources
 from backbone_reuse.data import coco_tfrecord
 from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import records
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
@@ -116,6 +117,7 @@ class AdaptersStudy:
     self.variants = [variant(v) for v in variants]
     self.dev_images = DEV_IMAGES['quick' if quick else 'default']
     self.dev_dir = self.grid.path('data', 'detection_dev')
+    self.records = records.RecordStore(os.path.join(self.study_dir, RECORDS))
     # What the dev split depends on; part of every study run's key.
     self.dev_identity = {'seed': DEV_SEED, 'first_id': DEV_FIRST_ID,
                          'images': self.dev_images}
@@ -168,23 +170,12 @@ class AdaptersStudy:
         self.grid.upstream_key(run.upstream, seed),
         self.grid.data_identity, {DEV: self.dev_identity})
 
-  def record_path(self, name: str) -> str:
-    return os.path.join(self.study_dir, RECORDS, f'{name}.json')
-
-  def committed(self, name: str, key: str) -> Optional[Dict]:
-    path = self.record_path(name)
-    if not os.path.isfile(path):
-      return None
-    with open(path) as f:
-      record = json.load(f)
-    return record if record.get('key') == key else None
-
   def train_and_score(self, v: Variant, seed: int, label: str) -> Dict:
     name = record_name(v.name, seed)
     key = self.key(v, seed)
-    record = self.committed(name, key)
+    record = self.records.committed(name, key)
     if record:
-      print(f'[{label}] committed result reused ({self.record_path(name)}).',
+      print(f'[{label}] committed result reused ({self.records.path(name)}).',
             flush=True)
       return record
     self.grid.upstream('large', seed, data_redone=False)
@@ -208,29 +199,27 @@ class AdaptersStudy:
         'upstream_checkpoint': shapes_grid.checkpoint_digest(
             self.grid.path(self.grid.upstream_name('large', seed))),
         'resources': runs.load_json(model_dir, resources.FILENAME)}
-    os.makedirs(os.path.dirname(self.record_path(name)), exist_ok=True)
-    shapes_grid.write_json(self.record_path(name), record)
+    self.records.commit(name, record)
     return record
 
   def run(self, report_only: bool = False) -> Dict:
     todo = [(v, s) for v in self.variants for s in self.seeds]
     if report_only:
-      records = [r for r in (self.committed(record_name(v.name, s),
-                                            self.key(v, s)) for v, s in todo)
-                 if r]
+      done = [r for r in (self.records.committed(record_name(v.name, s),
+                                                 self.key(v, s))
+                          for v, s in todo) if r]
     else:
       stages.run_stage(self.grid.data, 'data', 'generate the Shapes world',
                        self.grid.make_data, self.grid.demo.verify_data)
       stages.run_stage(self.dev_dir, 'dev split',
                        'draw the dev split (another seed)', self.make_dev,
                        self.verify_dev)
-      records = [self.train_and_score(v, s, f'{i}/{len(todo)} '
-                                      f'{record_name(v.name, s)}')
-                 for i, (v, s) in enumerate(todo, 1)]
-    found = summarise(records)
+      done = [self.train_and_score(v, s, f'{i}/{len(todo)} '
+                                   f'{record_name(v.name, s)}')
+              for i, (v, s) in enumerate(todo, 1)]
+    found = summarise(done)
     os.makedirs(self.study_dir, exist_ok=True)
-    shapes_grid.write_json(os.path.join(self.study_dir, 'summary.json'),
-                           found)
+    records.write_json(os.path.join(self.study_dir, 'summary.json'), found)
     with open(os.path.join(self.study_dir, 'results.md'), 'w') as f:
       f.write(results_table(found))
     print(f'Study written to {self.study_dir}', flush=True)

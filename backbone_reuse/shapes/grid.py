@@ -63,6 +63,7 @@ from backbone_reuse.analysis import resources
 from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import experiments
+from backbone_reuse.shapes import records
 from backbone_reuse.shapes import report
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
@@ -227,6 +228,7 @@ class ShapesGrid:
     self.root = os.path.abspath(output_dir)
     self.scale = scale
     self.report_dir = os.path.abspath(report_dir)
+    self.records = records.RecordStore(os.path.join(self.report_dir, RECORDS))
     self.command = command
     self.precision_reason = precision_reason
     # The demo's data stage writes the large upstream set and the detection
@@ -248,21 +250,14 @@ class ShapesGrid:
     return os.path.join(self.root, *parts)
 
   def record_path(self, name: str) -> str:
-    return os.path.join(self.report_dir, RECORDS, f'{name}.json')
+    return self.records.path(name)
 
   def committed(self, name: str, key: str) -> Optional[Dict]:
     """The committed record of `name` if it was made with `key`."""
-    path = self.record_path(name)
-    if not os.path.isfile(path):
-      return None
-    with open(path) as f:
-      record = json.load(f)
-    return record if record.get('key') == key else None
+    return self.records.committed(name, key)
 
   def _commit(self, name: str, record: Dict) -> None:
-    path = self.record_path(name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_json(path, record)
+    self.records.commit(name, record)
 
   # -- data -------------------------------------------------------------------
   def make_data(self) -> Dict:
@@ -496,13 +491,6 @@ class ShapesGrid:
       report.write_report(records, context, self.report_dir)
     print(f'Report written to {self.report_dir}', flush=True)
     return {'context': context, 'records': records}
-
-
-def write_json(path: str, value) -> None:
-  """Writes `value` to `path` atomically (a reader never sees half)."""
-  with open(path + '.tmp', 'w') as f:
-    json.dump(value, f, indent=1, sort_keys=True)
-  os.replace(path + '.tmp', path)
 
 
 def checkpoint_digest(directory: str) -> str:
