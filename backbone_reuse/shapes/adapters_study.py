@@ -88,7 +88,7 @@ VARIANTS = (
             'rate', adapters=(('learning_rate_multiplier', 3.0),)),
     Variant('wd_1e-2', 'adapters need a pull back to the frozen function: '
             'weight decay 1e-2 on them (1e-4 shrinks a kernel by only '
-            '~0.6 % over the schedule)',
+            '~6 % over the schedule, momentum included)',
             adapters=(('l2_weight_decay', 1e-2),)),
 )
 _BY_NAME = {v.name: v for v in VARIANTS}
