@@ -130,7 +130,8 @@ ALLOWED = {
     'runtime.tpu': 'set from the --tpu flag',
 }
 # Fields Model Garden's configs do not have (ours only).
-OURS_ONLY = ('task.backbone_strategy', 'task.model.backbone_activation',
+OURS_ONLY = ('task.backbone_strategy', 'task.frozen_stages',
+             'task.model.backbone_activation',
              'task.adapters.',
              'task.class_balanced_loss.', 'task.train_only_box_classifier',
              'task.train_data.parser.copy_paste.',
