@@ -50,6 +50,12 @@ class PreflightError(ValueError):
     self.problems = problems
 
 
+def _input_pattern(data_config) -> str:
+  """A data config's `input_path` as one comma-separated string."""
+  pattern = data_config.input_path
+  return pattern if isinstance(pattern, str) else ','.join(pattern)
+
+
 def check_inputs(task_config) -> List[str]:
   """Every data config's patterns match files; the first record decodes."""
   problems = []
@@ -58,9 +64,7 @@ def check_inputs(task_config) -> List[str]:
     if data.tfds_name:  # TFDS finds its own files.
       continue
     field = f'task.{name}.input_path'
-    pattern = data.input_path
-    if not isinstance(pattern, str):
-      pattern = ','.join(pattern)
+    pattern = _input_pattern(data)
     try:
       files = tfrecord_check.shards(pattern)
     except ValueError as error:
@@ -155,9 +159,7 @@ def check_num_classes(task_config) -> List[str]:
   if data.tfds_name:
     return []
   try:
-    pattern = data.input_path if isinstance(data.input_path, str) else (
-        ','.join(data.input_path))
-    files = tfrecord_check.shards(pattern)
+    files = tfrecord_check.shards(_input_pattern(data))
     decoder = decoders.build(task_config.model, data)
     largest = -1
     for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):
