@@ -2,8 +2,6 @@
 and category ids kept as the dataset has them."""
 import json
 import os
-import subprocess
-import sys
 
 from official.vision.dataloaders import tf_example_decoder
 import tensorflow as tf
@@ -13,9 +11,7 @@ from backbone_reuse import errors
 from backbone_reuse.data import coco_tfrecord
 
 def _run(*flags):
-  return subprocess.run(
-      [sys.executable, '-m', 'backbone_reuse.data.coco_tfrecord', *flags],
-      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+  return testing_utils.run_module('backbone_reuse.data.coco_tfrecord', *flags)
 
 
 class CocoTfrecordTest(tf.test.TestCase):

@@ -3,8 +3,6 @@ from a training model dir."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 from PIL import Image
 from pycocotools import coco
@@ -21,9 +19,7 @@ _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm')
 
 
 def _run_predict(*flags):
-  return subprocess.run(
-      [sys.executable, '-m', 'backbone_reuse.predict', *flags],
-      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+  return testing_utils.run_module('backbone_reuse.predict', *flags)
 
 
 class PredictTest(tf.test.TestCase):

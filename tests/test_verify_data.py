@@ -1,8 +1,6 @@
 """verify_data names each corrupt shard; training on one points at it."""
 import os
 import shutil
-import subprocess
-import sys
 
 import tensorflow as tf
 
@@ -26,9 +24,7 @@ def _truncate(path, fraction):
 
 
 def _run(*flags):
-  return subprocess.run(
-      [sys.executable, '-m', 'backbone_reuse.tools.verify_data', *flags],
-      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+  return testing_utils.run_module('backbone_reuse.tools.verify_data', *flags)
 
 
 class VerifyDataTest(tf.test.TestCase):

@@ -3,6 +3,8 @@ import functools
 import json
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 from official.core import exp_factory
@@ -216,6 +218,12 @@ def assert_frozen(test, model, optimizer, before, detector_modules):
     unchanged = [v.name for v in kernels
                  if (before[v.ref()] == v.numpy()).all()]
     test.assertEmpty(unchanged, msg=name)
+
+
+def run_module(module: str, *flags):
+  """`python -m MODULE FLAGS...` from the repo root, output captured."""
+  return subprocess.run([sys.executable, '-m', module, *flags], cwd=REPO,
+                        capture_output=True, text=True, check=False)
 
 
 def error_lines(result):
