@@ -4,19 +4,55 @@ reports for it. It is the one home of paper numbers; whatever prints one
 reads it from here.
 """
 import difflib
+import fnmatch
 import pathlib
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
+STRATEGY_DIR = 'configs/strategies/'
+# A row's twin trains the backbone the other way: a frozen (or partly
+# frozen, or adapted) row's twin fine-tunes; a fine-tuned or from-scratch
+# row's twin freezes.
+_TWIN_YAML = {'freeze': 'finetune', 'adapters': 'finetune',
+              'adapters_parallel': 'finetune', 'partial': 'finetune',
+              'finetune': 'freeze', 'scratch': 'freeze'}
+# A from-scratch row has no checkpoint; its frozen twin is only traced
+# (estimated), never restored, so any path validates.
+TWIN_CHECKPOINT = 'checkpoints/twin_is_estimated_only'
 
 
 def load(path: pathlib.Path = MANIFEST) -> Dict[str, Dict]:
   """{entry id: entry}, in the manifest's order."""
   with open(path) as f:
     return {entry['id']: entry for entry in yaml.safe_load(f)}
+
+
+def select(entries: Dict[str, Dict], pattern: str) -> List[str]:
+  """Entry ids matching `pattern`: 'all', an id, or a glob ('table1/*')."""
+  if pattern == 'all':
+    return list(entries)
+  return [entry_id for entry_id in entries
+          if fnmatch.fnmatchcase(entry_id, pattern)]
+
+
+def twin(entry: Dict) -> Optional[Dict]:
+  """The entry with its strategy YAML swapped for the other way of training
+  the backbone (`_TWIN_YAML`), or None when its YAMLs name no strategy."""
+  files = list(entry['config_files'])
+  for i, path in enumerate(files):
+    name = path[len(STRATEGY_DIR):-len('.yaml')]
+    if path.startswith(STRATEGY_DIR) and name in _TWIN_YAML:
+      files[i] = f'{STRATEGY_DIR}{_TWIN_YAML[name]}.yaml'
+      override = entry.get('params_override') or ''
+      if name == 'scratch':
+        override = ','.join(
+            filter(None, [override, f'task.init_checkpoint={TWIN_CHECKPOINT}']))
+      return {**entry, 'id': f'{entry["id"]}, twin',
+              'config_files': files, 'params_override': override}
+  return None
 
 
 def closest(entries: Dict[str, Dict], entry_id: str) -> Sequence[str]:

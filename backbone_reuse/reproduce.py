@@ -1,6 +1,9 @@
 r"""Runs one paper row of experiments/paper_tables.yaml in one command.
 
   python -m backbone_reuse.reproduce --entry=list
+  python -m backbone_reuse.reproduce --entry=ID --estimate [--tflops=50] \
+    [--replicas=8]
+  python -m backbone_reuse.reproduce --entry='table1/*' --estimate > costs.md
   python -m backbone_reuse.reproduce --entry=ID --model_dir=DIR \
     [--init_checkpoint=CKPT] [--data_dir=DIR] [--tpu=NAME] [--dry_run] \
     [--config_file=EXTRA.yaml] [--params_override=EXTRA] [any train flag]
@@ -13,7 +16,12 @@ the TPU distribution strategy; extra --config_file YAMLs and
 and training exactly as `python -m backbone_reuse.train` with the printed
 command. A stage-2 entry refuses to start without its stage-1 run's final
 checkpoint. --dry_run prints the command, writes DIR/params.yaml and
-reports what preflight finds, without training. Bad input prints `error:`
+reports what preflight finds, without training. --estimate reads neither
+data nor checkpoint and trains nothing: it prints what training the entry and
+its twin (the same row with the backbone fine-tuned if the row freezes it,
+frozen if it fine-tunes) would cost -- parameters, training FLOPs, memory per
+replica, accelerator hours (analysis/estimate.py); with --entry=all or a glob
+it prints a markdown table of every row matched. Bad input prints `error:`
 lines on stderr and exits with status 2.
 """
 import dataclasses
@@ -30,13 +38,14 @@ from official.core import train_utils
 import tensorflow as tf
 import yaml
 
+from backbone_reuse import errors
 from backbone_reuse import manifest
 from backbone_reuse import preflight
+from backbone_reuse.analysis import estimate
 from backbone_reuse.configs import resolve
 
 REPO = manifest.REPO
 MANIFEST = manifest.MANIFEST
-BAD_INPUT_EXIT_CODE = 2
 # Task fields holding a data file or pattern (--data_dir moves them).
 DATA_FIELDS = (
     'task.train_data.input_path',
@@ -46,9 +55,7 @@ DATA_FIELDS = (
     'task.train_data.repeat_factor_sampling.annotation_file',
 )
 
-
-class BadInput(ValueError):
-  """The entry or flags cannot be run."""
+BadInput = errors.BadInput
 
 
 load_manifest = manifest.load
@@ -201,12 +208,49 @@ def dry_run(entry_plan: Plan, problems: List[str], seconds: float) -> str:
   return '\n'.join(lines)
 
 
+def estimate_lines(entries: Dict[str, Dict], pattern: str, tflops: float,
+                   replicas: int) -> List[str]:
+  """What --estimate prints: one entry (and its twin) in words, or a
+  markdown table of every entry `pattern` matches (progress on stderr)."""
+  selected = manifest.select(entries, pattern)
+  if not selected:
+    find_entry(entries, pattern)  # Raises, naming the closest ids.
+  cache = {}
+  rows = []
+  for number, entry_id in enumerate(selected, 1):
+    for entry in filter(None, (entries[entry_id],
+                               manifest.twin(entries[entry_id]))):
+      print(f'[{number}/{len(selected)}] estimating {entry["id"]} ...',
+            file=sys.stderr, flush=True)
+      params = plan(entry, '/estimate_only').params
+      try:
+        cost = estimate.estimate(params, tflops, replicas, cache)
+      except ValueError as error:
+        raise BadInput(f'--entry={entry["id"]!r}: {error}') from None
+      rows.append((entry['id'], cost))
+  if len(selected) == 1:
+    lines = []
+    for label, cost in rows:
+      lines += estimate.describe(label, cost)
+    return lines
+  return [estimate.TABLE_HEADER] + [estimate.table_row(label, cost)
+                                    for label, cost in rows] + [
+      '', f'Memory per replica at global batch / {replicas} replicas; hours '
+      f'at {tflops:g} TFLOP/s sustained per accelerator '
+      '(python -m backbone_reuse.reproduce --estimate; method in '
+      'backbone_reuse/analysis/estimate.py).']
+
+
 def main(_):
   values = flags.FLAGS
   try:
     entries = load_manifest()
     if values.entry == 'list':
       print(listing(entries))
+      return
+    if values.estimate:
+      print('\n'.join(estimate_lines(entries, values.entry, values.tflops,
+                                     values.replicas)))
       return
     if values.experiment:
       raise BadInput(f'--experiment={values.experiment!r}: the entry names '
@@ -217,8 +261,7 @@ def main(_):
                       values.config_file or [], values.params_override or '',
                       values.mode or 'train_and_eval')
   except BadInput as error:
-    print(f'error: {error}', file=sys.stderr)
-    sys.exit(BAD_INPUT_EXIT_CODE)
+    errors.report_bad_input(error)
   print(entry_plan.command(), flush=True)
   problems, seconds = problems_before_training(entries, entry_plan)
   if values.dry_run:
@@ -239,12 +282,20 @@ if __name__ == '__main__':
   from official.common import flags as tfm_flags  # pylint: disable=g-import-not-at-top
   tfm_flags.define_flags()
   flags.DEFINE_string('entry', None, 'An entry id of paper_tables.yaml, or '
-                      '"list".')
+                      '"list"; with --estimate also "all" or a glob '
+                      '("table1/*").')
   flags.DEFINE_string('init_checkpoint', '',
                       'Replaces the entry\'s task.init_checkpoint.')
   flags.DEFINE_string('data_dir', '', 'Folder of the input files and '
                       'annotation JSONs (their file names are kept).')
   flags.DEFINE_bool('dry_run', False, 'Print the command, write '
                     'params.yaml, run preflight; do not train.')
+  flags.DEFINE_bool('estimate', False, 'Print what training the entry and '
+                    'its twin would cost (no data, no training); with '
+                    '--entry=all or a glob, a markdown table.')
+  flags.DEFINE_float('tflops', estimate.DEFAULT_TFLOPS, '--estimate: '
+                     'sustained training TFLOP/s of one accelerator.')
+  flags.DEFINE_integer('replicas', estimate.DEFAULT_REPLICAS, '--estimate: '
+                       'accelerators the global batch is split over.')
   flags.mark_flag_as_required('entry')
   app.run(main)

@@ -2,21 +2,18 @@
 command and params.yaml; stage 2 waits for stage 1; a tiny entry runs."""
 import os
 import shlex
-import subprocess
-import sys
 
 import tensorflow as tf
 import yaml
 
 import testing_utils
+from backbone_reuse import errors
 from backbone_reuse import reproduce
 from backbone_reuse.configs import resolve
 
 
 def _run(*flags):
-  return subprocess.run(
-      [sys.executable, '-m', 'backbone_reuse.reproduce', *flags],
-      cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+  return testing_utils.run_module('backbone_reuse.reproduce', *flags)
 
 
 def _flag_values(command: str, name: str):
@@ -92,10 +89,10 @@ class ReproduceTest(tf.test.TestCase):
     result = _run(f"--entry={stage2['id']}",
                   f"--model_dir={self.get_temp_dir()}/stage2",
                   f'--init_checkpoint={self.get_temp_dir()}/nothing')
-    self.assertEqual(result.returncode, reproduce.BAD_INPUT_EXIT_CODE)
-    errors = testing_utils.error_lines(result)
-    self.assertIn(f"is stage 2 of {stage2['depends_on']!r}", errors[0])
-    self.assertIn('found none', errors[0])
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE)
+    lines = testing_utils.error_lines(result)
+    self.assertIn(f"is stage 2 of {stage2['depends_on']!r}", lines[0])
+    self.assertIn('found none', lines[0])
 
   def test_list_and_unknown_entries(self):
     result = _run('--entry=list')
@@ -106,7 +103,7 @@ class ReproduceTest(tf.test.TestCase):
                      'ResNet-101 + FPN \\| From scratch | box_ap 48.4, '
                      'box_ap50 70.1 |')
     result = _run('--entry=table1/r101_fpn/scrach', '--model_dir=/tmp/x')
-    self.assertEqual(result.returncode, reproduce.BAD_INPUT_EXIT_CODE)
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE)
     self.assertIn("error: --entry='table1/r101_fpn/scrach' is not in "
                   "paper_tables.yaml; closest: ['table1/r101_fpn/scratch'",
                   result.stderr)
@@ -131,10 +128,8 @@ class ReproduceTest(tf.test.TestCase):
     self.assertEqual(written['task']['model']['backbone']['resnet'][
         'model_id'], 18)  # The smoke YAML came after the entry's.
 
-    table = subprocess.run(
-        [sys.executable, '-m', 'backbone_reuse.tools.paper_table',
-         f'--runs_dir={self.get_temp_dir()}'],
-        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
+    table = testing_utils.run_module('backbone_reuse.tools.paper_table',
+                                     f'--runs_dir={self.get_temp_dir()}')
     self.assertEqual(table.returncode, 0, msg=table.stderr[-2000:])
     with open(os.path.join(model_dir, 'metrics.json')) as f:
       box_ap = 100 * yaml.safe_load(f)['metrics']['AP']

@@ -91,45 +91,62 @@ def median_step_seconds(steps_per_second: List[float]) -> Optional[float]:
   return 1.0 / statistics.median(rates) if rates else None
 
 
-def train_step_flops(task, model, params) -> Dict[str, int]:
-  """Floating-point ops of one training step of `task` on one batch.
-
-  Traces `task.train_step` (the function Model Garden's trainer runs) with a
-  fresh optimizer and sums TF's registered FLOP statistics over the graph's
-  ops. Convolutions, matmuls, their gradients and elementwise arithmetic
-  count; NMS, gathers and resizes count as zero. Only ops that run count
-  (see `_executed_ops`); gradient ops are those TF's tape places under
-  `gradient_tape/`.
-
-  Returns:
-    {'total', 'forward', 'backward'} FLOPs per step (global batch).
-  """
-  # pylint: disable=g-import-not-at-top
-  from tensorflow.python.framework import ops
+def trace_train_step(task, model, params, inputs=None):
+  """The graph of one `task.train_step` (the function Model Garden's trainer
+  runs) on one batch, with a fresh optimizer; `inputs` default: the first
+  batch of `params.task.train_data`. Returns (graph, optimizer)."""
   optimizer = task.create_optimizer(params.trainer.optimizer_config,
                                     params.runtime)
-  inputs = next(iter(task.build_inputs(params.task.train_data)))
+  if inputs is None:
+    inputs = next(iter(task.build_inputs(params.task.train_data)))
   metrics = task.build_metrics(training=True)
 
   @tf.function
   def step(batch):
     return task.train_step(batch, model, optimizer, metrics=metrics)
 
-  graph = step.get_concrete_function(inputs).graph
+  return step.get_concrete_function(inputs).graph, optimizer
+
+
+def is_gradient_op(op) -> bool:
+  """TF's tape places the ops of the backward pass under `gradient_tape/`."""
+  return op.name.startswith('gradient_tape/')
+
+
+def graph_flops(graph) -> Dict[str, int]:
+  """{'total', 'forward', 'backward'} FLOPs of the ops of `graph` that run.
+
+  TF's registered FLOP statistics: convolutions, matmuls, their gradients
+  and elementwise arithmetic count; NMS, gathers and resizes count as zero.
+  """
+  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.framework import ops
   counts = {'forward': 0, 'backward': 0}
-  for op in _executed_ops(graph):
+  for op in executed_ops(graph):
     try:
       flops = ops.get_stats_for_node_def(graph, op.node_def, 'flops').value
     except (ValueError, TypeError):  # Shapes TF cannot resolve statically.
       flops = None
     if flops:
-      kind = 'backward' if op.name.startswith('gradient_tape/') else 'forward'
-      counts[kind] += int(flops)
+      counts['backward' if is_gradient_op(op) else 'forward'] += int(flops)
   counts['total'] = counts['forward'] + counts['backward']
   return counts
 
 
-def _executed_ops(graph) -> List:
+def train_step_flops(task, model, params, inputs=None) -> Dict[str, int]:
+  """Floating-point ops of one training step of `task` on one batch (see
+  `trace_train_step`, `graph_flops`). Only ops that run count (see
+  `executed_ops`), so a frozen backbone's missing backward pass is counted,
+  not assumed.
+
+  Returns:
+    {'total', 'forward', 'backward'} FLOPs per step (global batch).
+  """
+  graph, _ = trace_train_step(task, model, params, inputs)
+  return graph_flops(graph)
+
+
+def executed_ops(graph) -> List:
   """Ops the function's outputs or side effects depend on.
 
   A frozen Keras layer keeps tf.Variables with trainable=True, so the tape
