@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from backbone_reuse import errors
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
 STRATEGY_DIR = 'configs/strategies/'
@@ -28,6 +30,16 @@ def load(path: pathlib.Path = MANIFEST) -> Dict[str, Dict]:
   """{entry id: entry}, in the manifest's order."""
   with open(path) as f:
     return {entry['id']: entry for entry in yaml.safe_load(f)}
+
+
+def find(entries: Dict[str, Dict], entry_id: str) -> Dict:
+  """The entry `entry_id`; errors.BadInput naming the closest ids if none."""
+  if entry_id in entries:
+    return entries[entry_id]
+  close = list(closest(entries, entry_id))
+  raise errors.BadInput(f'--entry={entry_id!r} is not in {MANIFEST.name}; '
+                        f'closest: {close or "none"}; --entry=list lists all '
+                        f'{len(entries)}.')
 
 
 def select(entries: Dict[str, Dict], pattern: str) -> List[str]:

@@ -41,12 +41,13 @@ from pycocotools import coco
 import tensorflow as tf
 import tqdm
 
-from backbone_reuse import export
+from backbone_reuse import errors
+from backbone_reuse import serving
 from backbone_reuse.analysis import visualize
+from backbone_reuse.evaluation import files as evaluation_files
 from backbone_reuse.evaluation import predictions
-from backbone_reuse.tools import evaluate
 
-BadInput = export.BadInput
+BadInput = errors.BadInput
 SKIPPED_EXIT_CODE = 1
 # Tried in order when a model dir's experiment is not given: params.yaml
 # loads strictly into exactly one of these config types.
@@ -74,7 +75,7 @@ class Detector:
 
 def _from_export(path: str) -> Detector:
   loaded = tf.saved_model.load(path)
-  function = loaded.signatures.get(export.IMAGE_TENSOR_SIGNATURE)
+  function = loaded.signatures.get(serving.IMAGE_TENSOR_SIGNATURE)
   if function is None:
     function = loaded.signatures.get(
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
@@ -83,9 +84,9 @@ def _from_export(path: str) -> Detector:
       raise BadInput(f'--model={path!r} has no uint8 image signature '
                      f'(signatures: {sorted(loaded.signatures)}); export it '
                      'with python -m backbone_reuse.export.')
-  label_file = os.path.join(path, export.LABEL_MAP_FILENAME)
+  label_file = os.path.join(path, serving.LABEL_MAP_FILENAME)
   if not tf.io.gfile.exists(label_file):
-    raise BadInput(f'--model={path!r} has no {export.LABEL_MAP_FILENAME}; '
+    raise BadInput(f'--model={path!r} has no {serving.LABEL_MAP_FILENAME}; '
                    'export it with python -m backbone_reuse.export.')
   with tf.io.gfile.GFile(label_file) as f:
     labels = json.load(f)
@@ -98,7 +99,7 @@ def _from_model_dir(path: str, experiment: str,
   errors = []
   for name in candidates:
     try:
-      params = export.resolve_params(name, [], '', path)
+      params = serving.resolve_params(name, [], '', path)
       break
     except BadInput as error:
       errors.append(str(error))
@@ -106,8 +107,8 @@ def _from_model_dir(path: str, experiment: str,
     raise BadInput(f'--model={path!r}: its params.yaml fits none of '
                    f'{", ".join(candidates)} ({errors[0]}); pass '
                    '--experiment.')
-  labels = export.class_labels(params, annotation_file)
-  module = export.build_module(params, path)
+  labels = serving.class_labels(params, annotation_file)
+  module = serving.build_module(params, path)
   function = module.inference_from_image_tensors.get_concrete_function(
       _IMAGE_SPEC)
   return Detector(function, labels, module)
@@ -123,7 +124,7 @@ def load_detector(path: str, experiment: str = '',
                    '(params.yaml + checkpoint).')
   if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
     return _from_export(path)
-  if (tf.io.gfile.exists(os.path.join(path, export.PARAMS_FILENAME))
+  if (tf.io.gfile.exists(os.path.join(path, serving.PARAMS_FILENAME))
       and tf.train.latest_checkpoint(path)):
     return _from_model_dir(path, experiment, annotation_file)
   raise BadInput(f'--model={path!r} holds neither saved_model.pb nor '
@@ -150,13 +151,10 @@ def list_images(pattern: str) -> List[str]:
 
 
 def _ground_truth(annotation_file: str, labels: Dict) -> coco.COCO:
-  """The ground truth, checked as tools/evaluate checks it, and holding
+  """The ground truth, checked as the evaluate command checks it, and holding
   every category of the model's classes."""
-  try:
-    dataset = evaluate.load_json(annotation_file, 'annotation_file')
-    evaluate.check_ground_truth(dataset, 'coco', annotation_file)
-  except evaluate.BadInput as error:
-    raise BadInput(str(error)) from None
+  dataset = evaluation_files.load_json(annotation_file, 'annotation_file')
+  evaluation_files.check_ground_truth(dataset, 'coco', annotation_file)
   known = {c['id'] for c in dataset['categories']}
   missing = sorted({c['category_id'] for c in labels['classes']} - known)
   if missing:
@@ -267,8 +265,7 @@ def main(_):
     ground_truth = (_ground_truth(values.annotation_file, detector.labels)
                     if values.annotation_file else None)
   except BadInput as error:
-    print(f'error: {error}', file=sys.stderr)
-    raise SystemExit(export.BAD_INPUT_EXIT_CODE) from None
+    errors.report_bad_input(error)
   summary = predict(detector, files, values.output_dir,
                     values.score_threshold, ground_truth)
   print(json.dumps({'output_dir': values.output_dir, **summary}))

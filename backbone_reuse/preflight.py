@@ -39,7 +39,7 @@ from backbone_reuse.dataloaders import decoders
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import strategy as strategy_lib
 
-EXIT_CODE = 2
+EXIT_CODE = errors.BAD_INPUT_EXIT_CODE
 
 
 class PreflightError(ValueError):

@@ -36,11 +36,11 @@ from absl import app
 from absl import flags
 from official.core import train_utils
 import tensorflow as tf
-import yaml
 
 from backbone_reuse import errors
 from backbone_reuse import manifest
 from backbone_reuse import preflight
+from backbone_reuse import training
 from backbone_reuse.analysis import estimate
 from backbone_reuse.configs import resolve
 
@@ -61,13 +61,7 @@ BadInput = errors.BadInput
 load_manifest = manifest.load
 
 
-def find_entry(entries: Dict[str, Dict], entry_id: str) -> Dict:
-  if entry_id in entries:
-    return entries[entry_id]
-  close = list(manifest.closest(entries, entry_id))
-  raise BadInput(f'--entry={entry_id!r} is not in {MANIFEST.name}; '
-                 f'closest: {close or "none"}; --entry=list lists all '
-                 f'{len(entries)}.')
+find_entry = manifest.find
 
 
 def listing(entries: Dict[str, Dict]) -> str:
@@ -271,9 +265,8 @@ def main(_):
     for problem in problems:
       print(f'error: {problem}', file=sys.stderr)
     sys.exit(preflight.EXIT_CODE)
-  from backbone_reuse import train  # pylint: disable=g-import-not-at-top
-  train.run(entry_plan.params, values.model_dir, entry_plan.mode)
-  train.end_process()  # Without the wait of a tf.data iterator's teardown.
+  training.run(entry_plan.params, values.model_dir, entry_plan.mode)
+  training.end_process()  # Without the wait of a tf.data iterator's teardown.
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from lvis import lvis as lvis_dataset
 from lvis import results as lvis_results
 
 from backbone_reuse.evaluation import lvis_metrics
-from backbone_reuse.tools import evaluate
+from backbone_reuse.evaluation import files as evaluation_files
 
 
 def _api(annotation_file, detections_file, iou_type):
@@ -46,7 +46,7 @@ def main():
   parser.add_argument('--iou_type', default='bbox', choices=('bbox', 'segm'))
   parser.add_argument('--repeats', type=int, default=3)
   args = parser.parse_args()
-  ours_seconds, ours = _timed(lambda: evaluate.evaluate_files(
+  ours_seconds, ours = _timed(lambda: evaluation_files.evaluate_files(
       args.annotation_file, args.detections_file, 'lvis', args.iou_type),
                               args.repeats)
   api_seconds, api = _timed(lambda: _api(

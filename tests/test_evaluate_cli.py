@@ -1,22 +1,19 @@
 """python -m backbone_reuse.tools.evaluate: one JSON object, or exit 2."""
 import json
 import os
-import subprocess
-import sys
 
 from pycocotools import coco
 import tensorflow as tf
 
 import lvis_testing
+import testing_utils
+from backbone_reuse import errors
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import lvis_metrics
-from backbone_reuse.tools import evaluate
 
 
 def _run(*args):
-  return subprocess.run(
-      [sys.executable, '-m', 'backbone_reuse.tools.evaluate', *args],
-      capture_output=True, text=True, check=False)
+  return testing_utils.run_module('backbone_reuse.tools.evaluate', *args)
 
 
 class EvaluateCliTest(tf.test.TestCase):
@@ -148,7 +145,7 @@ class EvaluateCliTest(tf.test.TestCase):
     for name, (gt, dets, dataset, iou_type, message) in cases.items():
       result = _run(f'--annotation_file={gt}', f'--detections_file={dets}',
                     f'--dataset={dataset}', f'--iou_type={iou_type}')
-      self.assertEqual(result.returncode, evaluate.BAD_INPUT_EXIT_CODE, name)
+      self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE, name)
       self.assertEqual(result.stdout, '', name)
       lines = result.stderr.strip().splitlines()
       self.assertLen(lines, 1, f'{name}: {result.stderr}')
@@ -157,5 +154,5 @@ class EvaluateCliTest(tf.test.TestCase):
       result = _run(f'--annotation_file={self.ground_truth_file}',
                     f'--detections_file={self.detections_file}',
                     '--dataset=lvis', f'--train_annotation_file={train_file}')
-      self.assertEqual(result.returncode, evaluate.BAD_INPUT_EXIT_CODE, name)
+      self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE, name)
       self.assertRegex(result.stderr.strip(), '^error: .*' + message, name)

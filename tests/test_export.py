@@ -2,14 +2,13 @@
 in-process one, every variable restored, class names beside it."""
 import json
 import os
-import subprocess
-import sys
 
 from absl.testing import parameterized
 import tensorflow as tf
 
 import testing_utils
-from backbone_reuse import export
+from backbone_reuse import errors
+from backbone_reuse import serving
 from backbone_reuse.data import category_map
 
 _OUTPUTS = ('detection_boxes', 'detection_scores', 'detection_classes',
@@ -56,16 +55,16 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         directory, experiment, strategy, overrides)
     export_dir = os.path.join(directory, f'export_{experiment}_{strategy}')
     # The config comes from the model dir's params.yaml, as the CLI does.
-    resolved = export.resolve_params(experiment, [], '', model_dir)
+    resolved = serving.resolve_params(experiment, [], '', model_dir)
     self.assertEqual(resolved.task.backbone_strategy, strategy)
-    info = export.export(resolved, model_dir, export_dir)
+    info = serving.export(resolved, model_dir, export_dir)
     self.assertEqual(info['signatures'], ['serving_default'])
     self.assertGreater(info['size_mb'], 0)
 
     served = tf.saved_model.load(export_dir).signatures['serving_default']
     # The in-process model, fed what the serving module's preprocessing
     # makes of the same image: export and restore are all that differ.
-    module = export.DetectionModule(
+    module = serving.DetectionModule(
         params, batch_size=None,
         input_image_size=list(params.task.model.input_size[:2]), model=model)
 
@@ -92,7 +91,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
           self.assertAllClose(got[key], want[key], atol=1e-4, msg=key)
       self.assertEqual('detection_masks' in got,
                        experiment == 'backbone_reuse_maskrcnn_coco')
-    with open(os.path.join(export_dir, export.LABEL_MAP_FILENAME)) as f:
+    with open(os.path.join(export_dir, serving.LABEL_MAP_FILENAME)) as f:
       labels = json.load(f)
     self.assertEqual([(c['class_index'], c['category_id'], c['name'])
                       for c in labels['classes']],
@@ -104,7 +103,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     params, _, _, model_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_fasterrcnn_coco', 'scratch')
     export_dir = os.path.join(directory, 'export_bytes')
-    info = export.export(params, model_dir, export_dir,
+    info = serving.export(params, model_dir, export_dir,
                          input_type='encoded_image_string_tensor')
     self.assertEqual(info['signatures'], ['image_tensor', 'serving_default'])
     loaded = tf.saved_model.load(export_dir)
@@ -123,17 +122,17 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     _, _, _, cascade_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_cascadercnn_coco', 'scratch')
     params = testing_utils.tiny_config('backbone_reuse_maskrcnn_coco')
-    with self.assertRaisesRegex(export.BadInput,
+    with self.assertRaisesRegex(errors.BadInput,
                                 r'does not match the model: \d+ variable'):
-      export.build_module(params, cascade_dir)
+      serving.build_module(params, cascade_dir)
     # A Faster R-CNN has every variable a Mask R-CNN checkpoint needs but
     # one: the checkpoint's mask head is unused, so it is refused too.
     _, _, _, mask_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_maskrcnn_coco', 'scratch')
     faster = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
-    with self.assertRaisesRegex(export.BadInput,
+    with self.assertRaisesRegex(errors.BadInput,
                                 'mask_head.*in the checkpoint, not in the'):
-      export.build_module(faster, mask_dir)
+      serving.build_module(faster, mask_dir)
 
   def test_cli_refuses_a_mismatched_checkpoint_in_one_line(self):
     directory = self.get_temp_dir()
@@ -143,18 +142,16 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     override = (f"task.annotation_file={data['val_annotations']},"
                 'task.backbone_strategy=scratch')
     export_dir = os.path.join(directory, 'refused')
-    result = subprocess.run(
-        [sys.executable, '-m', 'backbone_reuse.export',
-         '--experiment=backbone_reuse_maskrcnn_coco',
-         '--config_file=configs/smoke/rcnn_tiny.yaml',
-         f'--params_override={override}', f'--checkpoint={cascade_dir}',
-         f'--export_dir={export_dir}'],
-        cwd=testing_utils.REPO, capture_output=True, text=True, check=False)
-    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
+    result = testing_utils.run_module(
+        'backbone_reuse.export', '--experiment=backbone_reuse_maskrcnn_coco',
+        '--config_file=configs/smoke/rcnn_tiny.yaml',
+        f'--params_override={override}', f'--checkpoint={cascade_dir}',
+        f'--export_dir={export_dir}')
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE,
                      msg=result.stderr[-2000:])
-    errors = testing_utils.error_lines(result)
-    self.assertLen(errors, 1)
-    self.assertRegex(errors[0], r'^error: --checkpoint=.*does not match the '
+    lines = testing_utils.error_lines(result)
+    self.assertLen(lines, 1)
+    self.assertRegex(lines[0], r'^error: --checkpoint=.*does not match the '
                                 r'model: \d+ variable\(s\) differ.*\(first: ')
     self.assertFalse(os.path.exists(os.path.join(export_dir,
                                                  'saved_model.pb')))

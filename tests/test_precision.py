@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras
 
 import testing_utils
-from backbone_reuse import export
+from backbone_reuse import serving
 from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import world
 
@@ -235,7 +235,7 @@ class ExportOfABfloat16DetectorTest(tf.test.TestCase):
       tf_keras.mixed_precision.set_global_policy('float32')
     params.override({'runtime': {'mixed_precision_dtype': 'bfloat16'}})
     export_dir = os.path.join(directory, 'export')
-    export.export(params, model_dir, export_dir)
+    serving.export(params, model_dir, export_dir)
     served = tf.saved_model.load(export_dir).signatures['serving_default']
     outputs = served(tf.zeros([1, 64, 64, 3], tf.uint8))
     for key in ('detection_boxes', 'detection_scores'):

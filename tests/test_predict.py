@@ -9,11 +9,12 @@ from pycocotools import coco
 import tensorflow as tf
 
 import testing_utils
-from backbone_reuse import export
+from backbone_reuse import errors
+from backbone_reuse import serving
 from backbone_reuse import predict
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
-from backbone_reuse.tools import evaluate
+from backbone_reuse.evaluation import files as evaluation_files
 
 _METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm')
 
@@ -36,7 +37,7 @@ class PredictTest(tf.test.TestCase):
     params, task, model, model_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_maskrcnn_coco', 'freeze')
     export_dir = os.path.join(directory, 'export')
-    export.export(params, model_dir, export_dir)
+    serving.export(params, model_dir, export_dir)
     output_dir = os.path.join(directory, 'predicted')
     result = _run_predict(f'--model={export_dir}',
                           f'--images={self.image_dir}',
@@ -76,7 +77,7 @@ class PredictTest(tf.test.TestCase):
       self.assertAllClose(got['score'], want['score'], atol=1e-4)
     reference = coco.COCO(self.annotations)
     for iou_type in ('bbox', 'segm'):
-      scored = evaluate.evaluate_files(
+      scored = evaluation_files.evaluate_files(
           self.annotations, os.path.join(output_dir, 'detections.json'),
           'coco', iou_type)
       expected = coco_metrics.evaluate(reference, in_process, iou_type)
@@ -144,7 +145,7 @@ class PredictTest(tf.test.TestCase):
     result = _run_predict(f'--model={directory}/nowhere',
                           f'--images={self.image_dir}',
                           f'--output_dir={output_dir}')
-    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE)
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE)
     self.assertEqual(testing_utils.error_lines(result),
                      [f"error: --model='{directory}/nowhere': no such "
                       'directory; accepted: an export dir (saved_model.pb) '
@@ -160,11 +161,11 @@ class PredictTest(tf.test.TestCase):
     shutil.copy(os.path.join(mask_dir, 'params.yaml'), mixed)
     result = _run_predict(f'--model={mixed}', f'--images={self.image_dir}',
                           f'--output_dir={output_dir}')
-    self.assertEqual(result.returncode, export.BAD_INPUT_EXIT_CODE,
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE,
                      msg=result.stderr[-3000:])
-    errors = testing_utils.error_lines(result)
-    self.assertLen(errors, 1)
-    self.assertRegex(errors[0], r'does not match the model: \d+ variable')
+    lines = testing_utils.error_lines(result)
+    self.assertLen(lines, 1)
+    self.assertRegex(lines[0], r'does not match the model: \d+ variable')
     self.assertFalse(os.path.exists(output_dir))
 
 

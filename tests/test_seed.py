@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 import testing_utils
-from backbone_reuse import train
+from backbone_reuse import training
 from backbone_reuse.configs import resolve
 
 
@@ -20,7 +20,7 @@ def _first_batches(seed: int, batches: int = 3):
                                     'aug_scale_min': 1.0,
                                     'aug_scale_max': 1.0}}})
   resolve.apply_seed(params, seed)
-  train.seed_globally(params)
+  training.seed_globally(params)
   task = testing_utils.build_task(params)
   dataset = task.build_inputs(params.task.train_data)
   boxes, images = [], []

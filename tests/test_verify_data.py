@@ -5,7 +5,7 @@ import shutil
 import tensorflow as tf
 
 import testing_utils
-from backbone_reuse import train
+from backbone_reuse import training
 from backbone_reuse.data import tfrecord_check
 from backbone_reuse.tools import verify_data
 
@@ -92,7 +92,7 @@ class VerifyDataTest(tf.test.TestCase):
     params = testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco')
     params.override({'task': {'train_data': {'input_path': pattern}}})
     with self.assertRaises(tf.errors.DataLossError) as caught:
-      train.run(params, os.path.join(directory, 'run'), 'train')
+      training.run(params, os.path.join(directory, 'run'), 'train')
     message = caught.exception.message
     self.assertIn(f'task.train_data.input_path={pattern!r}', message)
     self.assertIn(tfrecord_check.command_for(pattern), message)

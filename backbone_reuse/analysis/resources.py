@@ -40,7 +40,8 @@ def clock() -> Tuple[float, float]:
   return time.monotonic(), _cpu_seconds()
 
 
-# Before training starts (train.py imports this module first).
+# Before training starts (the train command imports this module, through
+# training.py, before it resolves the config).
 _IMPORTED = clock()
 
 

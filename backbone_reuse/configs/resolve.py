@@ -56,7 +56,7 @@ class ExperimentParser(train_utils.ExperimentParser):
 def apply_seed(params, seed: int) -> None:
   """One seed for the run's randomness: the training data's order (Model
   Garden's `seed`, deterministic), Copy-Paste's source stream and
-  repeat-factor sampling; `train.run` seeds the initialisation (and the
+  repeat-factor sampling; `training.run` seeds the initialisation (and the
   augmentation ops' seeds) from task.train_data.seed."""
   data = params.task.train_data
   data.seed = seed

@@ -28,13 +28,13 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top
-import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from backbone_reuse import errors
 from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import resources
 from backbone_reuse.data import coco_tfrecord
@@ -315,8 +315,7 @@ def main(_):
                           FLAGS.grid_report_dir, FLAGS.quick, seeds,
                           FLAGS.variants or tuple(_BY_NAME))
   except ValueError as error:
-    print(f'error: {error}', file=sys.stderr)
-    sys.exit(2)
+    errors.report_bad_input(error)
   study.run(FLAGS.report_only)
 
 

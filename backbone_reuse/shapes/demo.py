@@ -28,7 +28,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
 
 # pylint: disable=g-import-not-at-top
 import resource
-import sys
 from typing import Callable, Dict, Optional
 
 from absl import app
@@ -36,13 +35,14 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from backbone_reuse import errors
 from backbone_reuse.analysis import visualize
 from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import tfrecord_check
 from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
-from backbone_reuse.data import tfrecord_check
 
 # Training stages continue from their last checkpoint after an interruption;
 # the others are cheap and start over.
@@ -311,8 +311,7 @@ def main(_):
   try:
     dtype, reason = precision.choose(flags.FLAGS.precision)
   except ValueError as error:
-    print(f'error: {error}', file=sys.stderr)
-    sys.exit(2)
+    errors.report_bad_input(error)
   print(f'Precision: {dtype} ({reason}).', flush=True)
   Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale],
        flags.FLAGS.seed, dtype, reason).run()

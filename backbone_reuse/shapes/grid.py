@@ -58,6 +58,7 @@ from official.core import task_factory
 import tensorflow as tf
 import tf_keras
 
+from backbone_reuse import errors
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
 from backbone_reuse.modeling import precision
@@ -546,14 +547,12 @@ def main(_):
              'detector_steps': FLAGS.detector_steps}
   for name, value in changes.items():
     if value is not None and value <= 0:
-      print(f'error: --{name}={value}; accepted: a positive number',
-            file=sys.stderr)
-      sys.exit(2)
+      errors.report_bad_input(errors.BadInput(
+          f'--{name}={value}; accepted: a positive number'))
   try:
     dtype, reason = precision.choose(FLAGS.precision)
   except ValueError as error:
-    print(f'error: {error}', file=sys.stderr)
-    sys.exit(2)
+    errors.report_bad_input(error)
   print(f'Precision: {dtype} ({reason}).', flush=True)
   scale = dataclasses.replace(
       scale, precision=dtype,

@@ -12,16 +12,15 @@ run are listed as not run. Prints markdown on stdout.
 """
 import json
 import os
-import sys
 from typing import Dict, List, Optional, Tuple
 
 from absl import app
 from absl import flags
 import tensorflow as tf
 
-from backbone_reuse import reproduce
+from backbone_reuse import errors
+from backbone_reuse import manifest
 
-BAD_INPUT_EXIT_CODE = 2
 # Paper keys whose value is derived from other runs, not read from one.
 DERIVED = ('delta_box_ap_vs_finetune',)
 
@@ -113,7 +112,7 @@ def run_dirs_from_flags(runs_dir: str, runs: str,
     entry_id, _, model_dir = pair.partition('=')
     if not model_dir:
       raise ValueError(f'--runs item {pair!r}; accepted: ENTRY_ID=MODEL_DIR.')
-    reproduce.find_entry(entries, entry_id)
+    manifest.find(entries, entry_id)
     found[entry_id] = model_dir
   if not found:
     raise ValueError('give --runs_dir or --runs.')
@@ -122,12 +121,11 @@ def run_dirs_from_flags(runs_dir: str, runs: str,
 
 def main(_):
   values = flags.FLAGS
-  entries = reproduce.load_manifest()
+  entries = manifest.load()
   try:
     run_dirs = run_dirs_from_flags(values.runs_dir, values.runs, entries)
   except ValueError as error:
-    print(f'error: {error}', file=sys.stderr)
-    sys.exit(BAD_INPUT_EXIT_CODE)
+    errors.report_bad_input(error)
   print(tables(entries, run_dirs))
 
 
