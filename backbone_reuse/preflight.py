@@ -50,12 +50,6 @@ class PreflightError(ValueError):
     self.problems = problems
 
 
-def _input_pattern(data_config) -> str:
-  """A data config's `input_path` as one comma-separated string."""
-  pattern = data_config.input_path
-  return pattern if isinstance(pattern, str) else ','.join(pattern)
-
-
 def check_inputs(task_config) -> List[str]:
   """Every data config's patterns match files; the first record decodes."""
   problems = []
@@ -64,7 +58,7 @@ def check_inputs(task_config) -> List[str]:
     if data.tfds_name:  # TFDS finds its own files.
       continue
     field = f'task.{name}.input_path'
-    pattern = _input_pattern(data)
+    pattern = tfrecord_check.joined_pattern(data.input_path)
     try:
       files = tfrecord_check.shards(pattern)
     except ValueError as error:
@@ -159,7 +153,8 @@ def check_num_classes(task_config) -> List[str]:
   if data.tfds_name:
     return []
   try:
-    files = tfrecord_check.shards(_input_pattern(data))
+    files = tfrecord_check.shards(
+        tfrecord_check.joined_pattern(data.input_path))
     decoder = decoders.build(task_config.model, data)
     largest = -1
     for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):

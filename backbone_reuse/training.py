@@ -81,9 +81,8 @@ def input_patterns(params):
   """(name, comma-joined pattern) of the task's TFRecord inputs."""
   found = []
   for name in ('train_data', 'validation_data'):
-    pattern = getattr(params.task, name).input_path
-    if not isinstance(pattern, str):
-      pattern = ','.join(pattern)
+    pattern = tfrecord_check.joined_pattern(
+        getattr(params.task, name).input_path)
     if pattern:
       found.append((name, pattern))
   return found

@@ -17,6 +17,12 @@ class Shard:
   error: Optional[str] = None  # The reader's first line; None: intact.
 
 
+def joined_pattern(input_path) -> str:
+  """A data config's `input_path` (a string or a list of them) as one
+  comma-separated pattern string."""
+  return input_path if isinstance(input_path, str) else ','.join(input_path)
+
+
 def shards(input_path: str) -> List[str]:
   """Files of a comma-separated list of globs (as Model Garden's
   `input_path`); ValueError naming a pattern that matches nothing."""
