@@ -71,18 +71,38 @@ class AdaptersStudyTest(tf.test.TestCase):
       for field, value in variant.adapters:
         self.assertEqual(getattr(task.adapters, field), value)
 
-  def test_the_reference_is_the_grid_cell(self):
-    # Apart from where it is scored, the reference variant computes exactly
-    # what the grid's adapters cell does.
-    study = self._study()
-    cell = study.grid.training(shapes_grid.Run(
-        'nasfpn_cascade', 'adapters', 'large', 3)).params().as_dict()
-    ours = study.training(adapters_study.variant('adapters'),
+  def _cell_and_variant(self, study, variant, chosen_adapters):
+    cell = study.grid.training(
+        shapes_grid.Run('nasfpn_cascade', 'adapters', 'large', 3),
+        chosen_adapters=chosen_adapters).params().as_dict()
+    ours = study.training(adapters_study.variant(variant),
                           3).params().as_dict()
     for tree in (cell, ours):
       del tree['task']['annotation_file']
       del tree['task']['validation_data']['input_path']
+    return cell, ours
+
+  def test_the_reference_is_the_grid_cell_at_the_strategy_defaults(self):
+    # Apart from where it is scored, the reference variant computes exactly
+    # what the grid's adapters cell does without the study's choice.
+    cell, ours = self._cell_and_variant(self._study(), 'adapters', False)
     self.assertEqual(cell, ours)
+
+  def test_the_grid_cell_is_the_committed_choice(self):
+    # configs/shapes/adapters.yaml is the variant the committed study chose
+    # on its dev split: the grid's adapters cell computes exactly what that
+    # variant did, and nothing else.
+    with open(os.path.join(shapes_grid.REPO, 'experiments', 'shapes',
+                           'adapters_study', 'summary.json')) as f:
+      choice = json.load(f)['choice']
+    self.assertIsNotNone(choice)
+    cell, ours = self._cell_and_variant(self._study(), choice['variant'],
+                                        True)
+    self.assertEqual(cell, ours)
+    self.assertEqual(adapters_study.variant(choice['variant']).adapters,
+                     tuple(choice['adapters'].items()))
+    default, _ = self._cell_and_variant(self._study(), 'adapters', False)
+    self.assertNotEqual(cell, default)
 
   def test_keys_name_what_a_run_computes(self):
     study = self._study()

@@ -7,14 +7,16 @@ r"""Why residual adapters lose to plain freezing here: one hypothesis at a time.
 
 Every variant is the grid's adapters cell (Cascade R-CNN NAS-FPN, large
 upstream, the grid's schedule and training set; seed s starts from the
-upstream trained with seed s) with one thing changed in `task.adapters`, or
-plain `freeze` for reference. VARIANTS names each and the hypothesis it
+upstream trained with seed s) at the strategy's defaults
+(configs/strategies/adapters.yaml) with one thing changed in `task.adapters`,
+or plain `freeze` for reference. VARIANTS names each and the hypothesis it
 tests. Each run is scored on a DEV split only: DEV_IMAGES scenes drawn from
 the grid's world (its class weights and frequency groups) with another seed
 (DEV_SEED), image ids from DEV_FIRST_ID on, so disjoint from the validation
 split's. The validation split the grid reports is never read here, so the
-setting `choose` picks for the grid's adapters cells is not tuned on the
-split those cells are scored on.
+setting `summarise` chooses for the grid's adapters cells is not tuned on the
+split those cells are scored on. The grid applies the choice through
+configs/shapes/adapters.yaml (tests hold the file to summary.json's choice).
 
 The study shares the grid's output directory (its data and upstream
 checkpoints) and resumes the same way: each finished run's record goes to
@@ -50,7 +52,9 @@ DEV_FIRST_ID = 1_000_001
 DEV_IMAGES = {'default': 200, 'quick': 40}
 DEFAULT_SEEDS = (3, 4)
 CAPACITY = 'nasfpn_cascade'
-REFERENCE = 'adapters'  # The grid's adapters setting, as committed.
+# The strategy's own defaults (configs/strategies/adapters.yaml): the grid's
+# adapters setting before the study chose one.
+REFERENCE = 'adapters'
 RECORDS = 'runs'
 
 
@@ -68,8 +72,8 @@ class Variant:
 VARIANTS = (
     Variant('freeze', 'reference: no adapters (the frozen backbone)',
             strategy='freeze'),
-    Variant(REFERENCE, "reference: the grid's setting (series, every block "
-            "group, full width, zero init, the heads' learning rate, "
+    Variant(REFERENCE, "reference: the strategy's defaults (series, every "
+            "block group, full width, zero init, the heads' learning rate, "
             'weight decay 1e-4)'),
     Variant('lr_x0.1', 'adapters learn too fast and pull the frozen '
             "features away: a tenth of the heads' learning rate",
@@ -151,9 +155,10 @@ class AdaptersStudy:
                            precision=self.grid.scale.precision)
 
   def training(self, v: Variant, seed: int) -> runs.Training:
-    """The grid's training of the cell, its adapters changed as `v` says,
-    its validation data and annotations the dev split's."""
-    base = self.grid.training(self.run_of(v, seed))
+    """The grid's training of the cell at the strategy's defaults, its
+    adapters changed as `v` says, its validation data and annotations the
+    dev split's."""
+    base = self.grid.training(self.run_of(v, seed), chosen_adapters=False)
     overrides = json.loads(json.dumps(base.overrides))
     task = overrides['task']
     task['annotation_file'] = self.dev_annotations()
@@ -236,7 +241,7 @@ def _dev_ap(record: Dict) -> float:
 
 def summarise(records: Sequence[Dict]) -> Dict:
   """Per variant: dev box AP per seed and mean, and paired differences
-  against the grid's adapters setting and against freeze; `choice`: the
+  against the strategy's defaults (REFERENCE) and against freeze; `choice`: the
   adapters variant with the highest mean dev AP over the seeds every
   variant in it has (only complete variants compete)."""
   by_variant: Dict[str, Dict[int, float]] = {}

@@ -72,6 +72,8 @@ from backbone_reuse.shapes import world
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
+# The adapters cells' setting, chosen by the adapters study on its dev split.
+ADAPTERS_CHOICE = CONFIGS / 'shapes' / 'adapters.yaml'
 DETECTOR = 'shapes_fasterrcnn'
 RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
 DATA = 'data'  # The record of the world's generation (its seconds).
@@ -117,9 +119,16 @@ class Run:
              _precision_suffix(self.precision)]
     return '_'.join(p for p in parts if p)
 
-  def config_files(self) -> Tuple[str, ...]:
-    return (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
-            str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
+  def config_files(self, chosen_adapters: bool = True) -> Tuple[str, ...]:
+    """The committed YAMLs of the run. An adapters cell adds the setting
+    the adapters study chose on its dev split (ADAPTERS_CHOICE) unless
+    `chosen_adapters` is False (the study's reference: the strategy's own
+    defaults)."""
+    files = (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
+             str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
+    if self.strategy == 'adapters' and chosen_adapters:
+      files += (str(ADAPTERS_CHOICE),)
+    return files
 
 
 _PRECISIONS = ('float32', 'bfloat16')
@@ -320,7 +329,8 @@ class ShapesGrid:
     return marker
 
   # -- detector runs ----------------------------------------------------------
-  def training(self, run: Run, curve: bool = False) -> runs.Training:
+  def training(self, run: Run, curve: bool = False,
+               chosen_adapters: bool = True) -> runs.Training:
     detection = os.path.join(self.data, 'detection')
     steps = run.steps or self.scale.detector_steps
     task = {'annotation_file': os.path.join(detection, 'val',
@@ -344,7 +354,7 @@ class ShapesGrid:
       trainer['optimizer_config'] = {'learning_rate': {'cosine': {
           'initial_learning_rate': rate}}, 'warmup': {'linear': {
               'warmup_learning_rate': rate / 10}}}
-    return runs.Training(DETECTOR, run.config_files(),
+    return runs.Training(DETECTOR, run.config_files(chosen_adapters),
                          {'task': task, 'trainer': trainer,
                           'runtime': {'mixed_precision_dtype': run.precision}},
                          seed=run.seed)
