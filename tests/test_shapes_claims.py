@@ -100,6 +100,42 @@ class ScheduleClaimsTest(tf.test.TestCase):
     self.assertEmpty([t for t in texts if 'longer training' in t.lower()])
 
 
+class UpstreamPairingTest(tf.test.TestCase):
+
+  def _claim(self, found, start):
+    (claim,) = [c for c in found if c['claim'].startswith(start)]
+    return claim
+
+  def test_runs_of_one_seed_from_different_checkpoints_are_named(self):
+    records = ScheduleClaimsTest()._records()
+    for record in records:
+      record['upstream_checkpoint'] = f"{record['run']['upstream']}-" + (
+          f"s{record['run']['seed']}")
+    # Seed 4's long large-upstream runs started from a retrained upstream;
+    # seed 5's adapters run carries no digest (an older record).
+    for record in records:
+      run = record['run']
+      if (run['seed'], run['upstream'], run['steps']) == (4, 'large', 3000):
+        record['upstream_checkpoint'] = 'large-s4-retrained'
+    records.append(_record('adapters', 'large', 0.43, 5))
+    found = claims.claims(records)
+    self.assertEqual(self._claim(found, 'Longer training widens')[
+        'upstream_mismatch'], {4: claims.DIFFERENT})
+    # The grid-schedule claims pair runs that share each checkpoint.
+    self.assertEqual(self._claim(found, 'With enough capacity')[
+        'upstream_mismatch'], {})
+    self.assertEqual(self._claim(found, 'Residual adapters')[
+        'upstream_mismatch'], {5: claims.UNKNOWN})
+    text = claims.table(found)
+    self.assertIn('s4 different', text)
+    self.assertIn('s5 unknown', text)
+
+  def test_no_digests_at_all_is_not_flagged(self):
+    found = claims.claims(ScheduleClaimsTest()._records())
+    self.assertTrue(all(not c['upstream_mismatch'] for c in found))
+    self.assertNotIn('did not start from one upstream', claims.table(found))
+
+
 class PaperValuesTest(tf.test.TestCase):
 
   def test_values_come_from_the_manifest(self):

@@ -6,7 +6,9 @@ paper expects. Seeds present in every cell a claim needs are paired (seed s
 of every cell starts from the upstream trained with seed s). Each claim
 gets its per-seed differences, their mean, Student's t 95 % interval, a
 verdict (analysis/intervals.py), and how many seeds an interval at the
-measured mean and spread would need to exclude 0. The paper's numbers for a
+measured mean and spread would need to exclude 0, and the seeds whose runs
+did not start from one upstream checkpoint (a retrained upstream is not
+bit-identical; records carry its digest). The paper's numbers for a
 claim come from experiments/paper_tables.yaml (manifest.py).
 """
 import collections
@@ -47,14 +49,42 @@ def per_seed(cells: Dict[Cell, Dict[int, Dict]], terms,
              kind: str = 'box') -> Tuple[List[int], List[float]]:
   """The seeds every term's cell has, and per seed the signed sum x 100 of
   the terms: (sign, capacity, strategy, upstream, metric name[, schedule])."""
-  def key(term) -> Cell:
-    return (*term[1:4], term[5] if len(term) > 5 else DEFAULT)
-  needed = [cells.get(key(term), {}) for term in terms]
+  needed = [cells.get(_term_cell(term), {}) for term in terms]
   seeds = sorted(set.intersection(*(set(c) for c in needed)))
   return seeds, [
-      100 * sum(term[0] * cells[key(term)][seed]['results'][kind][term[4]]
+      100 * sum(term[0] * cells[_term_cell(term)][seed]['results'][kind][
+          term[4]]
                 for term in terms)
       for seed in seeds]
+
+
+def _term_cell(term) -> Cell:
+  return (*term[1:4], term[5] if len(term) > 5 else DEFAULT)
+
+
+# How the runs a per-seed difference combines started, per upstream set.
+SAME = 'same'  # One upstream checkpoint (by digest) for every run of a set.
+DIFFERENT = 'different'  # Two runs of one set started from different ones.
+UNKNOWN = 'unknown'  # Some runs carry no digest (records older than it).
+
+
+def upstream_pairing(cells: Dict[Cell, Dict[int, Dict]], terms,
+                     seed: int) -> str:
+  """Whether the runs of `terms` with seed `seed` that start from one
+  upstream set (large, small) started from the same checkpoint: a retrained
+  upstream is not bit-identical, so a difference across two checkpoints
+  keeps the upstream's own training noise that pairing by seed removes."""
+  digests = collections.defaultdict(set)
+  for term in terms:
+    upstream = term[3]
+    if upstream is not None:
+      digests[upstream].add(
+          cells[_term_cell(term)][seed].get('upstream_checkpoint'))
+  if any(len(d - {None}) > 1 for d in digests.values()):
+    return DIFFERENT
+  if any(None in d and len(d) > 1 for d in digests.values()):
+    return UNKNOWN
+  return SAME
 
 
 def paired(cells: Dict[Cell, Dict[int, Dict]], capacity: str,
@@ -224,6 +254,15 @@ def paper_text(claim: Dict, entries: Dict[str, Dict]) -> str:
       f'{value:+.1f} ({label})' for label, value in values.items())
 
 
+def _mismatches(cells, terms, seeds) -> Dict[int, str]:
+  found = {}
+  for seed in seeds:
+    pairing = upstream_pairing(cells, terms, seed)
+    if pairing != SAME:
+      found[seed] = pairing
+  return found
+
+
 def claims(records: Sequence[Dict],
            entries: Optional[Dict[str, Dict]] = None) -> List[Dict]:
   """Each claim whose cells have at least one common seed: the per-seed
@@ -249,6 +288,9 @@ def claims(records: Sequence[Dict],
         'expected_sign': claim['sign'],
         'verdict': intervals.verdict(result['interval'], claim['sign']),
         'seeds_needed': intervals.seeds_needed(differences),
+        # Seeds whose runs did not all start from one upstream checkpoint
+        # per upstream set ({seed: DIFFERENT | UNKNOWN}); empty: all paired.
+        'upstream_mismatch': _mismatches(cells, claim['terms'], seeds),
     })
   return out
 
@@ -280,4 +322,19 @@ def table(found: Sequence[Dict]) -> str:
         f"{claim['difference_mean']:+.1f} | "
         + (f'[{interval[0]:+.1f}, {interval[1]:+.1f}]' if interval else '—')
         + f" | {claim['verdict']} | {decided(claim)} |")
+  mismatched = [(i, claim) for i, claim in enumerate(found, 1)
+                if claim.get('upstream_mismatch')]
+  if mismatched:
+    lines += ['', 'Seeds whose runs did not start from one upstream '
+              'checkpoint per upstream set (a retrained upstream is not '
+              'bit-identical; such a difference keeps the upstream\'s own '
+              'training noise): ' + '; '.join(
+                  f'claim {i}: ' + ', '.join(
+                      f's{seed} {pairing}' for seed, pairing
+                      in sorted(claim['upstream_mismatch'].items()))
+                  for i, claim in mismatched) + '.']
+    if any(UNKNOWN in claim['upstream_mismatch'].values()
+           for _, claim in mismatched):
+      lines[-1] += (f' "{UNKNOWN}": a run\'s record is older than the '
+                    'checkpoint digest it would carry.')
   return '\n'.join(lines)
