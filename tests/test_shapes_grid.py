@@ -204,7 +204,7 @@ class ReportWriterTest(tf.test.TestCase):
                                     'seeds', 'differences',
                                     'difference_mean', 'interval',
                                     'expected_sign', 'verdict',
-                                    'seeds_needed'})
+                                    'seeds_needed', 'upstream_mismatch'})
     with open(os.path.join(report_dir, 'README.md')) as f:
       readme = f.read()
     self.assertIn('Wall time of all stages: 6.5 min (generating the world, 3 '
