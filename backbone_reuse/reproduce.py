@@ -40,6 +40,7 @@ import tensorflow as tf
 from backbone_reuse import errors
 from backbone_reuse import manifest
 from backbone_reuse import preflight
+from backbone_reuse import registry_imports
 from backbone_reuse import training
 from backbone_reuse.analysis import estimate
 from backbone_reuse.configs import resolve
@@ -205,23 +206,35 @@ def dry_run(entry_plan: Plan, problems: List[str], seconds: float) -> str:
 def estimate_lines(entries: Dict[str, Dict], pattern: str, tflops: float,
                    replicas: int) -> List[str]:
   """What --estimate prints: one entry (and its twin) in words, or a
-  markdown table of every entry `pattern` matches (progress on stderr)."""
+  markdown table of every entry `pattern` matches and of each twin that is
+  not one of them (progress on stderr). Each config is traced in a process of its own
+  (the memory of many traces does not add up); configs that differ only in
+  data or checkpoint are traced once."""
   selected = manifest.select(entries, pattern)
   if not selected:
     find_entry(entries, pattern)  # Raises, naming the closest ids.
+  def what(entry):
+    return (entry['experiment'], tuple(entry['config_files']),
+            entry.get('params_override') or '')
+  chosen = [what(entries[entry_id]) for entry_id in selected]
+  todo = []
+  for entry_id in selected:
+    twin = manifest.twin(entries[entry_id])
+    todo.append(entries[entry_id])
+    if twin and what(twin) not in chosen:
+      todo.append(twin)
   cache = {}
   rows = []
-  for number, entry_id in enumerate(selected, 1):
-    for entry in filter(None, (entries[entry_id],
-                               manifest.twin(entries[entry_id]))):
-      print(f'[{number}/{len(selected)}] estimating {entry["id"]} ...',
-            file=sys.stderr, flush=True)
-      params = plan(entry, '/estimate_only').params
-      try:
-        cost = estimate.estimate(params, tflops, replicas, cache)
-      except ValueError as error:
-        raise BadInput(f'--entry={entry["id"]!r}: {error}') from None
-      rows.append((entry['id'], cost))
+  for number, entry in enumerate(todo, 1):
+    print(f'[{number}/{len(todo)}] estimating {entry["id"]} ...',
+          file=sys.stderr, flush=True)
+    params = plan(entry, '/estimate_only').params
+    try:
+      cost = estimate.estimate(params, tflops, replicas, cache,
+                               registry=registry_imports.__name__)
+    except ValueError as error:
+      raise BadInput(f'--entry={entry["id"]!r}: {error}') from None
+    rows.append((entry['id'], cost))
   if len(selected) == 1:
     lines = []
     for label, cost in rows:

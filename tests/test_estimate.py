@@ -121,6 +121,13 @@ class EstimateTest(tf.test.TestCase):
     self.assertEqual(half['weights'], whole['weights'])
     self.assertEqual(halves['total_flops'], self.freeze['total_flops'])
 
+  def test_a_trace_in_its_own_process_costs_the_same(self):
+    # reproduce traces each config in a spawned process (registry given):
+    # the costs are the ones traced here.
+    isolated = estimate.estimate(_params('freeze'), tflops=2.0, replicas=1,
+                                 registry=registry_imports.__name__)
+    self.assertEqual(isolated, self.freeze)
+
   def test_refuses_a_rate_or_replicas_it_cannot_use(self):
     with self.assertRaisesRegex(ValueError, r'--tflops=0.0; accepted'):
       estimate.estimate(_params('freeze'), tflops=0.0)
@@ -138,8 +145,17 @@ class EstimateTest(tf.test.TestCase):
     self.assertIn('accelerator hours at 2 TFLOP/s', text)
     table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1)
     self.assertEqual(table[0], estimate.TABLE_HEADER)
-    rows = [l for l in table if l.startswith('| smoke/')]
-    self.assertLen(rows, 4)  # Two entries, each with its twin.
+    rows = [l.split(' | ')[0] for l in table if l.startswith('| smoke/')]
+    # Each entry's twin is the other entry: listed once each.
+    self.assertEqual(rows, ['| smoke/freeze', '| smoke/finetune'])
+    entries['smoke/scratch'] = dict(
+        _entry('smoke/scratch', 'scratch'),
+        params_override='task.train_data.input_path=/nonexistent/train-*')
+    table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1)
+    rows = [l.split(' | ')[0] for l in table if l.startswith('| smoke/')]
+    # scratch's twin (freeze from a checkpoint) is no selected entry.
+    self.assertEqual(rows, ['| smoke/freeze', '| smoke/finetune',
+                            '| smoke/scratch', '| smoke/scratch, twin'])
     with self.assertRaisesRegex(errors.BadInput, "--entry='smoke/nope' is "
                                 'not in'):
       reproduce.estimate_lines(entries, 'smoke/nope', 2.0, 1)

@@ -18,10 +18,13 @@ image written to a temporary folder at the model's input size, with the
 input features that change no FLOP (repeat-factor sampling, Copy-Paste,
 TFDS, a label-map decoder, class-balanced weights) switched off. Nothing
 runs but the trace; one trace of a 1024-pixel NAS-FPN row took about two
-minutes of CPU (beside other work) and several GiB of host memory.
+minutes of CPU (beside other work) and several GiB of host memory, so
+`per_image` can trace each config in a process of its own.
 """
 import contextlib
+import importlib
 import json
+import multiprocessing
 import os
 import tempfile
 from typing import Dict, Iterable, List, Optional
@@ -165,15 +168,36 @@ def _trace_key(params) -> str:
                     sort_keys=True, default=str)
 
 
-def per_image(params, cache: Optional[Dict[str, Dict]] = None) -> Dict:
+def _traced_in_child(params, registry: str) -> Dict:
+  importlib.import_module(registry)  # Registers the tasks in this process.
+  return _trace(params)
+
+
+def per_image(params, cache: Optional[Dict[str, Dict]] = None,
+              registry: Optional[str] = None) -> Dict:
   """The traced costs of one image: parameters, FLOPs, memory parts.
 
   `cache` (a dict the caller keeps) skips the trace of a config whose
-  model, strategy, precision and optimizer were traced before.
+  model, strategy, precision and optimizer were traced before. `registry`
+  (a module that registers the tasks, e.g. 'backbone_reuse.registry_imports'):
+  trace in a fresh (spawned) process that imports it and ends with the
+  trace, so that tracing many configs does not add up their graphs' memory
+  in the caller's process; None: trace here.
   """
   key = _trace_key(params)
   if cache is not None and key in cache:
     return cache[key]
+  if registry is None:
+    costs = _trace(params)
+  else:
+    with multiprocessing.get_context('spawn').Pool(1) as pool:
+      costs = pool.apply(_traced_in_child, (params, registry))
+  if cache is not None:
+    cache[key] = costs
+  return costs
+
+
+def _trace(params) -> Dict:
   height, width = params.task.model.input_size[:2]
   with tempfile.TemporaryDirectory() as directory, _precision_policy(params):
     traced = _on_synthetic_input(
@@ -195,14 +219,13 @@ def per_image(params, cache: Optional[Dict[str, Dict]] = None) -> Dict:
         'unknown_activation_tensors': activations['unknown'],
     }
   tf_keras.backend.clear_session()
-  if cache is not None:
-    cache[key] = costs
   return costs
 
 
 def estimate(params, tflops: float = DEFAULT_TFLOPS,
              replicas: int = DEFAULT_REPLICAS,
-             cache: Optional[Dict[str, Dict]] = None) -> Dict:
+             cache: Optional[Dict[str, Dict]] = None,
+             registry: Optional[str] = None) -> Dict:
   """The cost of training `params` (a resolved ExperimentConfig).
 
   Args:
@@ -210,7 +233,7 @@ def estimate(params, tflops: float = DEFAULT_TFLOPS,
     tflops: sustained training rate of one accelerator, TFLOP/s.
     replicas: accelerators the global batch is split over (memory per
       replica is for global batch / replicas images).
-    cache: as `per_image`'s.
+    cache, registry: as `per_image`'s.
 
   Returns:
     A JSON-ready dict (see the module docstring); `describe` prints it.
@@ -227,7 +250,7 @@ def estimate(params, tflops: float = DEFAULT_TFLOPS,
     raise ValueError(
         f'--replicas={replicas} does not divide task.train_data.'
         f'global_batch_size={global_batch}; accepted: a divisor of it.')
-  image = per_image(params, cache)
+  image = per_image(params, cache, registry)
   flops = image['flops']
   memory = dict(image['memory_bytes'])
   memory['activations'] *= global_batch // replicas
