@@ -1,9 +1,10 @@
-"""TFDS `coco/2017` for the box-only R-CNNs: labels as COCO's category ids
+"""TFDS `coco/2017` for the box-only R-CNNs and RetinaNet: labels as COCO's category ids
 (0 stays background), read through TFDS's own reader without a download."""
 import numpy as np
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.vision.dataloaders import tfds_detection_decoders
+from official.vision.dataloaders import tfds_factory
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -24,6 +25,7 @@ _SIGNATURE = {
 }
 # TFDS label -> COCO id: person, toothbrush (the last), stop sign (after
 # COCO's first gap at 12).
+_MODEL_GARDEN_TFDS_LOOKUP = tfds_factory.get_detection_decoder
 _LABELS = [0, 79, 11]
 _IDS = [1, 90, 13]
 
@@ -99,12 +101,34 @@ class CocoTfdsTest(tf.test.TestCase):
         'them'):
       params.validate()
 
-  def test_retinanet_with_tfds_is_refused(self):
+  def test_retinanet_reads_tfds_coco_with_coco_ids(self):
     params = exp_factory.get_exp_config('backbone_reuse_retinanet_coco')
-    params.override({'task': {'train_data': {'tfds_name': 'coco/2017'}}})
+    params.override({'task': {
+        'model': {'num_classes': 91, 'input_size': [64, 64, 3],
+                  'min_level': 3, 'max_level': 5},
+        'train_data': {'input_path': '', 'tfds_name': 'coco/2017',
+                       'tfds_split': 'train', 'global_batch_size': 2}}})
+    params.validate()
+    task = testing_utils.build_task(params)
+    dataset = _tfds_like()
+    with tfds.testing.mock_data(as_dataset_fn=lambda *a, **k: dataset):
+      _, labels = next(iter(task.build_inputs(params.task.train_data)))
+    # Every matched anchor's class target is one of the three COCO ids
+    # (unmatched ones are -1); with TFDS's own indices they would be 0, 79,
+    # 11.
+    targets = np.concatenate([t.numpy().ravel()
+                              for t in labels['cls_targets'].values()])
+    self.assertCountEqual(set(targets[targets >= 0].tolist()), _IDS)
+    # The swap of Model Garden's decoder lookup ends with the call.
+    self.assertIs(tfds_factory.get_detection_decoder,
+                  _MODEL_GARDEN_TFDS_LOOKUP)
+
+  def test_retinanet_with_tfds_lvis_is_refused(self):
+    params = exp_factory.get_exp_config('backbone_reuse_retinanet_coco')
+    params.override({'task': {'train_data': {'tfds_name': 'lvis'}}})
     with self.assertRaisesRegex(
-        ValueError, r"task.train_data.tfds_name='coco/2017': the RetinaNet "
-        'input reads TFRecords only here'):
+        ValueError, r"task.train_data.tfds_name='lvis': the RetinaNet input "
+        "reads TFRecords and TFDS 'coco'"):
       params.validate()
 
 

@@ -273,15 +273,12 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
     super().validate()
     for name in ('train_data', 'validation_data'):
       tfds_name = getattr(self, name).tfds_name
-      if tfds_name:
-        # Model Garden's RetinaNet input keeps TFDS's 0-based labels, so
-        # COCO's first class would be background: not served yet.
+      if tfds_name and tfds_names.family(tfds_name) != tfds_names.COCO:
         raise ValueError(
             f'task.{name}.tfds_name={tfds_name!r}: the RetinaNet input reads '
-            'TFRecords only here (Model Garden\'s TFDS decoder keeps 0-based '
-            'labels, which would make the first class background); accepted: '
-            'TFRecords (backbone_reuse.data.coco_tfrecord), or a box-only '
-            'Faster / Cascade R-CNN with task.train_data.tfds_name: coco/2017.')
+            f'TFRecords and TFDS {tfds_names.COCO!r} (coco/2017, labels as '
+            'COCO category ids); accepted: one of those (or convert to '
+            'TFRecords with backbone_reuse.data.coco_tfrecord).')
 
 
 @dataclasses.dataclass

@@ -8,11 +8,13 @@ steps, COCO evaluation). What changes here:
     fails listing every variable it could not restore (or, with
     init_checkpoint_modules 'all', a whole detector, Model Garden's way);
   * R-CNN: repeat-factor sampling, Copy-Paste and TFDS `lvis` input
-    (dataloaders/); a
+    (dataloaders/); R-CNN and RetinaNet: TFDS `coco` labels as COCO ids; a
     class-balanced loss becomes Model Garden's per-class
     `losses.class_weights`; stage 2 trains only the box classifiers;
   * LVIS: validation runs the LVIS API (evaluation/lvis_evaluator.py).
 """
+import contextlib
+
 from official.core import task_factory
 from official.vision.modeling import factory
 from official.vision.tasks import maskrcnn
@@ -21,6 +23,7 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import detection as detection_config
+from backbone_reuse.dataloaders import decoders
 from backbone_reuse.dataloaders import maskrcnn_input
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
@@ -123,9 +126,33 @@ class LvisMaskRCNNTask(MaskRCNNTask):
         per_category_metrics=self.task_config.per_category_metrics)
 
 
+@contextlib.contextmanager
+def _model_garden_tfds_decoder(decoder):
+  """Model Garden's RetinaNet task takes a TFDS source's decoder from
+  `tfds_factory.get_detection_decoder` and has no argument to pass another:
+  that one lookup returns `decoder` for the duration of the block."""
+  lookup = retinanet.tfds_factory.get_detection_decoder
+  retinanet.tfds_factory.get_detection_decoder = lambda name: decoder
+  try:
+    yield
+  finally:
+    retinanet.tfds_factory.get_detection_decoder = lookup
+
+
 @task_factory.register_task_cls(detection_config.RetinaNetTask)
 class RetinaNetTask(_BackboneReuseTask, retinanet.RetinaNetTask):
   """RetinaNet with a backbone reuse strategy."""
+
+  def build_inputs(self, params, input_context=None):
+    """Model Garden's RetinaNet input; a TFDS source (coco/2017) decoded by
+    dataloaders/decoders.py, so its labels are COCO's category ids as the
+    COCO TFRecords and the evaluator's annotation file carry them (Model
+    Garden's TFDS decoder keeps TFDS's 0-based indices)."""
+    if not params.tfds_name:
+      return super().build_inputs(params, input_context)
+    with _model_garden_tfds_decoder(
+        decoders.build(self.task_config.model, params)):
+      return super().build_inputs(params, input_context)
 
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     model = factory.build_retinanet(input_specs, self.task_config.model,
