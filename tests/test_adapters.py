@@ -3,6 +3,7 @@ import json
 import os
 
 from absl.testing import parameterized
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -40,6 +41,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     return params, task, model
 
   @parameterized.parameters('series', 'parallel')
+  @pytest.mark.slow
   def test_zero_init_computes_the_frozen_backbone(self, kind):
     checkpoint, _ = self._checkpoint()
     _, _, frozen = self._model('freeze', checkpoint)
@@ -61,6 +63,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotAllClose(frozen.backbone(images)['5'],
                            adapted.backbone(images)['5'])
 
+  @pytest.mark.slow
   def test_learning_rate_multiplier_scales_only_the_adapter_kernels(self):
     # Same adapter weights (He init, so the kernels get a gradient through
     # a non-zero path), multiplier 1 vs 0.25: the forward pass is the same
@@ -94,6 +97,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
                           msg=name)
       self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0)
 
+  @pytest.mark.slow
   def test_placement(self):
     checkpoint, _ = self._checkpoint()
     # ResNet-18: 4 groups x 2 basic blocks x 2 3x3 convs.
@@ -144,10 +148,12 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
         [v for v in backbone.trainable_weights if 'kernel' in v.name]))
 
   @parameterized.parameters(('series', False), ('parallel', True))
+  @pytest.mark.slow
   def test_only_adapters_train(self, kind, zero_init):
     model, optimizer, before = self._train(kind, zero_init=zero_init)
     self._assert_only_adapters_train(model, optimizer, before)
 
+  @pytest.mark.slow
   def test_zero_init_series_adapters_train(self):
     # With W = 0 at step 1 the BN gamma before it gets no gradient, and a
     # tiny one after (product of two small terms); 3 steps may not move it
@@ -156,6 +162,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     self._assert_only_adapters_train(model, optimizer, before,
                                      may_stay='/gamma')
 
+  @pytest.mark.slow
   def test_adapter_batchnorms_train_while_base_statistics_stay(self):
     # A candidate cause of adapters losing to freezing (issue 22): adapter
     # BatchNorms stuck in inference mode, like the frozen base's.
@@ -178,6 +185,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     x = tf.random.normal([2, 4, 4, norm.gamma.shape[0]], mean=3.0)
     self.assertNotAllClose(norm(x, training=True), norm(x, training=False))
 
+  @pytest.mark.slow
   def test_only_adapters_train_under_mirrored_strategy(self):
     devices = [d.name for d in tf.config.list_logical_devices('CPU')]
     # Not the default collective all-reduce: collective instance keys of two
@@ -218,6 +226,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     self.assertRegex(message, r'cannot initialise \d+ backbone variable')
     self.assertNotIn('adapter', message)
 
+  @pytest.mark.slow
   def test_parameters_json_lists_adapters(self):
     checkpoint, _ = self._checkpoint()
     logging_dir = self.get_temp_dir()

@@ -3,6 +3,7 @@ grid's adapters cell with one thing changed."""
 import json
 import os
 
+import pytest
 import tensorflow as tf
 
 from backbone_reuse.shapes import adapters_study
@@ -113,6 +114,7 @@ class AdaptersStudyTest(tf.test.TestCase):
     self.assertEqual(again.key(adapters_study.variant('he_init'), 4),
                      keys[('he_init', 4)])
 
+  @pytest.mark.slow
   def test_dev_split_is_another_draw_with_disjoint_ids(self):
     study = self._study()
     study.grid.make_data()

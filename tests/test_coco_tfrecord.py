@@ -4,6 +4,7 @@ import json
 import os
 
 from official.vision.dataloaders import tf_example_decoder
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -16,6 +17,7 @@ def _run(*flags):
 
 class CocoTfrecordTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_cli_converts_and_keeps_the_dataset_ids(self):
     directory = self.get_temp_dir()
     annotation_file, image_dir = testing_utils.own_coco_dataset(directory)
@@ -47,6 +49,7 @@ class CocoTfrecordTest(tf.test.TestCase):
     self.assertRegex(lines[0], message)
     self.assertEmpty(tf.io.gfile.glob(f'{self.get_temp_dir()}/out-*'))
 
+  @pytest.mark.slow
   def test_refuses_what_is_not_coco_instances(self):
     directory = self.get_temp_dir()
     annotation_file, image_dir = testing_utils.own_coco_dataset(directory)

@@ -2,6 +2,7 @@
 import numpy as np
 from official.vision.dataloaders import maskrcnn_input
 from official.vision.dataloaders import tf_example_decoder
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -179,6 +180,7 @@ class CopyPastePipelineTest(tf.test.TestCase):
 
 class CopyPasteTaskTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_a_task_trains_on_copy_paste_input(self):
     params = testing_utils.tiny_config(
         'backbone_reuse_maskrcnn_coco',

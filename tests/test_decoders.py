@@ -1,6 +1,7 @@
 """NAS-FPN with bottleneck blocks: registered, built, trained one step."""
 import numpy as np
 from official.vision.modeling.layers import nn_blocks
+import pytest
 import tensorflow as tf
 import tf_keras
 
@@ -23,6 +24,7 @@ def _count(layer, kind, kernel=None):
 
 class BottleneckNasfpnTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_nodes_are_bottleneck_blocks_and_a_step_trains(self):
     params = _config('bottleneck_nasfpn', num_filters=16, num_repeats=2,
                      block_repeats=2)
@@ -42,6 +44,7 @@ class BottleneckNasfpnTest(tf.test.TestCase):
              if not np.array_equal(before[v.ref()], v.numpy())]
     self.assertNotEmpty(moved)
 
+  @pytest.mark.slow
   def test_plain_nasfpn_keeps_its_3x3_convs(self):
     model = testing_utils.build_task(
         _config('nasfpn', num_filters=16, num_repeats=2)).build_model()
@@ -49,6 +52,7 @@ class BottleneckNasfpnTest(tf.test.TestCase):
     self.assertEqual(_count(model.decoder, tf_keras.layers.Conv2D, (3, 3)),
                      7 * 2)
 
+  @pytest.mark.slow
   def test_sum_combination_and_drop_connect(self):
     plain = testing_utils.build_task(_config(
         'bottleneck_nasfpn', num_filters=16, num_repeats=1)).build_model()

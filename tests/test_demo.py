@@ -9,6 +9,7 @@ import sys
 
 from official.core import task_factory
 from pycocotools import coco
+import pytest
 import tensorflow as tf
 
 from backbone_reuse.evaluation import coco_metrics
@@ -40,6 +41,7 @@ class DemoTest(tf.test.TestCase):
     for a, b in zip(trained.backbone.weights, upstream.backbone.weights):
       self.assertAllEqual(a, b, msg=a.name)
 
+  @pytest.mark.slow
   def test_bfloat16_runs_the_whole_demo_and_says_so(self):
     output_dir = os.path.join(self.get_temp_dir(), 'demo_bf16')
     run = demo.Demo(output_dir, _TINY, precision='bfloat16',
@@ -59,6 +61,7 @@ class DemoTest(tf.test.TestCase):
     self.assertNotEqual(run.identity('detector'),
                         demo.Demo(output_dir, _TINY).identity('detector'))
 
+  @pytest.mark.slow
   def test_cli_refuses_an_unknown_precision(self):
     result = subprocess.run(
         [sys.executable, '-m', 'backbone_reuse.demo', '--precision=fp16',
@@ -69,6 +72,7 @@ class DemoTest(tf.test.TestCase):
                   'bfloat16', result.stderr)
     self.assertFalse(os.path.exists(f'{self.get_temp_dir()}/refused'))
 
+  @pytest.mark.slow
   def test_runs_resumes_and_recovers(self):
     output_dir = os.path.join(self.get_temp_dir(), 'demo')
 

@@ -4,6 +4,7 @@ replicas and hours, and the saved-activation count on a graph worked by hand.
 """
 import math
 
+import pytest
 import tensorflow as tf
 import tf_keras
 
@@ -96,6 +97,7 @@ class EstimateTest(tf.test.TestCase):
     for part in ('gradients', 'optimizer', 'activations', 'total'):
       self.assertLess(frozen_memory[part], tuned_memory[part], part)
 
+  @pytest.mark.slow
   def test_arithmetic_of_steps_batch_and_hours(self):
     params = _params('freeze')
     cost = self.freeze
@@ -121,6 +123,7 @@ class EstimateTest(tf.test.TestCase):
     self.assertEqual(half['weights'], whole['weights'])
     self.assertEqual(halves['total_flops'], self.freeze['total_flops'])
 
+  @pytest.mark.slow
   def test_a_trace_in_its_own_process_costs_the_same(self):
     # reproduce traces each config in a spawned process (registry given):
     # the costs are the ones traced here.
@@ -135,6 +138,7 @@ class EstimateTest(tf.test.TestCase):
                                 r'task.train_data.global_batch_size=2'):
       estimate.estimate(_params('freeze'), replicas=3)
 
+  @pytest.mark.slow
   def test_reproduce_prints_the_row_and_its_twin(self):
     entries = {'smoke/freeze': _entry('smoke/freeze', 'freeze'),
                'smoke/finetune': _entry('smoke/finetune', 'finetune')}
@@ -163,6 +167,7 @@ class EstimateTest(tf.test.TestCase):
 
 class TwinTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_every_strategy_row_has_the_other_way_as_twin(self):
     entries = manifest.load()
     for entry in entries.values():

@@ -3,6 +3,7 @@ import json
 import os
 
 from pycocotools import coco
+import pytest
 import tensorflow as tf
 
 import lvis_testing
@@ -35,6 +36,7 @@ class EvaluateCliTest(tf.test.TestCase):
       f.write(value if isinstance(value, str) else json.dumps(value))
     return path
 
+  @pytest.mark.slow
   def test_lvis_prints_one_json_object_equal_to_the_api(self):
     for iou_type in ('bbox', 'segm'):
       result = _run(f'--annotation_file={self.ground_truth_file}',

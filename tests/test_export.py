@@ -4,6 +4,7 @@ import json
 import os
 
 from absl.testing import parameterized
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -48,6 +49,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
       ('maskrcnn_adapters', 'backbone_reuse_maskrcnn_coco', 'adapters',
        {'adapters': {'reduction': 2}}),
   )
+  @pytest.mark.slow
   def test_saved_model_equals_in_process_model(self, experiment, strategy,
                                                overrides):
     directory = self.get_temp_dir()
@@ -98,6 +100,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
                      [(1, 1, 'square'), (2, 2, 'triangle'), (3, 3, 'circle')])
     self.assertTrue(os.path.isfile(os.path.join(export_dir, 'params.yaml')))
 
+  @pytest.mark.slow
   def test_encoded_image_export_keeps_an_image_tensor_signature(self):
     directory = self.get_temp_dir()
     params, _, _, model_dir = testing_utils.trained_model_dir(
@@ -117,6 +120,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(from_bytes['detection_boxes'],
                         from_pixels['detection_boxes'])
 
+  @pytest.mark.slow
   def test_checkpoint_of_another_architecture_is_refused(self):
     directory = self.get_temp_dir()
     _, _, _, cascade_dir = testing_utils.trained_model_dir(
@@ -134,6 +138,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
                                 'mask_head.*in the checkpoint, not in the'):
       serving.build_module(faster, mask_dir)
 
+  @pytest.mark.slow
   def test_cli_refuses_a_mismatched_checkpoint_in_one_line(self):
     directory = self.get_temp_dir()
     _, _, _, cascade_dir = testing_utils.trained_model_dir(

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 from official.core import exp_factory
 from official.modeling import hyperparams
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -171,6 +172,7 @@ class StageTwoTest(tf.test.TestCase):
     self.assertEmpty(slots)
     return task, model
 
+  @pytest.mark.slow
   def test_lvis_mask_rcnn_restores_stage_one_and_trains_only_classifier(self):
     stage1 = _lvis_config()
     directory, stage1_weights = self._stage_one_checkpoint(stage1)
@@ -190,6 +192,7 @@ class StageTwoTest(tf.test.TestCase):
     self.assertGreater(weights[rarest + 1], weights[commonest + 1])
     self._assert_only_classifiers_train(params, num_heads=1)
 
+  @pytest.mark.slow
   def test_cascade_trains_the_classifier_of_every_stage(self):
     probe = testing_utils.tiny_config('backbone_reuse_cascadercnn_coco')
     directory, _ = self._stage_one_checkpoint(probe)
@@ -274,6 +277,7 @@ class LvisTrainCliTest(tf.test.TestCase):
     with open(os.path.join(model_dir, 'metrics.json')) as f:
       return json.load(f)
 
+  @pytest.mark.slow
   def test_stage_one_then_stage_two_report_lvis_metrics(self):
     stage1 = os.path.join(self.get_temp_dir(), 'stage1')
     metrics = self._train(stage1)

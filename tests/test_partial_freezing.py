@@ -4,6 +4,7 @@ import json
 import os
 
 from absl.testing import parameterized
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -50,6 +51,7 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertCountEqual(found, [v.ref() for v in model.backbone.weights])
 
   @parameterized.parameters(0, 2)
+  @pytest.mark.slow
   def test_frozen_part_stays_and_the_rest_trains(self, frozen_stages):
     params, task, model = self._build(frozen_stages)
     stages = freezing.resnet_stages(model.backbone)
@@ -88,6 +90,7 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(float(tf.add_n(model.backbone.losses)), expected,
                         rtol=1e-5)
 
+  @pytest.mark.slow
   def test_all_groups_frozen_is_freeze(self):
     params, task, model = self._build(4)
     self.assertEmpty(model.backbone.trainable_weights)

@@ -13,6 +13,7 @@ from official.core import task_factory
 from official.modeling import performance
 from official.vision.modeling.layers import roi_generator
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
@@ -62,6 +63,7 @@ class DetectorsTrainInBfloat16Test(_Bfloat16TestCase, parameterized.TestCase):
       ('retinanet_batched_nms', 'backbone_reuse_retinanet_coco',
        {'model': {'detection_generator': {'nms_version': 'batched'}}}),
   )
+  @pytest.mark.slow
   def test_freeze(self, experiment, overrides):
     model, optimizer, before = self._train(experiment, 'freeze', overrides)
     # The layers compute in bfloat16 and keep float32 variables.
@@ -69,6 +71,7 @@ class DetectorsTrainInBfloat16Test(_Bfloat16TestCase, parameterized.TestCase):
     testing_utils.assert_frozen(self, model, optimizer, before,
                                 testing_utils.DETECTOR_MODULES[experiment])
 
+  @pytest.mark.slow
   def test_adapters_train_and_the_base_stays(self):
     model, _, before = self._train(
         'backbone_reuse_fasterrcnn_coco', 'adapters',
@@ -86,6 +89,7 @@ class DetectorsTrainInBfloat16Test(_Bfloat16TestCase, parameterized.TestCase):
     for variable in model.backbone.weights:
       self.assertEqual(variable.dtype, tf.float32, msg=variable.name)
 
+  @pytest.mark.slow
   def test_stage_two_trains_only_the_box_classifiers(self):
     probe = testing_utils.tiny_config('backbone_reuse_cascadercnn_coco')
     model = task_factory.get_task(probe.task).build_model()
@@ -224,6 +228,7 @@ class ChooseTest(tf.test.TestCase):
 
 class ExportOfABfloat16DetectorTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_serves_float32(self):
     directory = self.get_temp_dir()
     performance.set_mixed_precision_policy('bfloat16')

@@ -6,6 +6,7 @@ import shutil
 
 from PIL import Image
 from pycocotools import coco
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -32,6 +33,7 @@ class PredictTest(tf.test.TestCase):
     self.image_dir = os.path.join(os.path.dirname(self.annotations),
                                   'images')
 
+  @pytest.mark.slow
   def test_detections_evaluate_as_the_in_process_model(self):
     directory = self.get_temp_dir()
     params, task, model, model_dir = testing_utils.trained_model_dir(
@@ -139,6 +141,7 @@ class PredictTest(tf.test.TestCase):
         os.listdir(os.path.join(output_dir, 'visualizations')),
         ['000001.png.png', '000002.png.png', 'c_wide.jpg.png'])
 
+  @pytest.mark.slow
   def test_missing_or_mismatched_model_fails_before_reading_images(self):
     directory = self.get_temp_dir()
     output_dir = os.path.join(directory, 'never')

@@ -3,6 +3,7 @@ command and params.yaml; stage 2 waits for stage 1; a tiny entry runs."""
 import os
 import shlex
 
+import pytest
 import tensorflow as tf
 import yaml
 
@@ -23,6 +24,7 @@ def _flag_values(command: str, name: str):
 
 class ReproduceTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_every_entry_dry_runs_to_the_printed_command(self):
     entries = reproduce.load_manifest()
     self.assertLen(entries, 76)
@@ -94,6 +96,7 @@ class ReproduceTest(tf.test.TestCase):
     self.assertIn(f"is stage 2 of {stage2['depends_on']!r}", lines[0])
     self.assertIn('found none', lines[0])
 
+  @pytest.mark.slow
   def test_list_and_unknown_entries(self):
     result = _run('--entry=list')
     self.assertEqual(result.returncode, 0, msg=result.stderr[-2000:])
@@ -108,6 +111,7 @@ class ReproduceTest(tf.test.TestCase):
                   "paper_tables.yaml; closest: ['table1/r101_fpn/scratch'",
                   result.stderr)
 
+  @pytest.mark.slow
   def test_tiny_entry_trains_and_reports_against_the_paper(self):
     data = testing_utils.toy_data()
     model_dir = os.path.join(self.get_temp_dir(), 'table1', 'r101_fpn',

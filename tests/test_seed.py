@@ -1,5 +1,6 @@
 """--seed: one seed for the data order, the samplers and initialisation."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -43,6 +44,7 @@ class SeedTest(tf.test.TestCase):
     self.assertIsNone(
         resolve.experiment_config('shapes_maskrcnn').task.train_data.seed)
 
+  @pytest.mark.slow
   def test_same_seed_same_data_other_seed_other_order(self):
     boxes_a, images_a = _first_batches(seed=1)
     boxes_b, images_b = _first_batches(seed=1)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from backbone_reuse.analysis import intervals
@@ -319,6 +320,7 @@ class GridTest(tf.test.TestCase):
                      .learning_rate.cosine.initial_learning_rate, 0.08)
     self.assertNotEqual(default.key(run), faster.key(run))
 
+  @pytest.mark.slow
   def test_schedule_flags_refuse_what_is_not_positive(self):
     output_dir = os.path.join(self.get_temp_dir(), 'refused')
     for flag in ('--detector_steps=0', '--detector_learning_rate=-0.1'):
@@ -333,6 +335,7 @@ class GridTest(tf.test.TestCase):
       # Refused before anything is generated or trained.
       self.assertFalse(os.path.exists(output_dir))
 
+  @pytest.mark.slow
   def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
     report_dir = os.path.join(self.get_temp_dir(), 'report')

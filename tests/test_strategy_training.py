@@ -4,6 +4,7 @@ The freeze invariants: backbone weights and BatchNorm statistics unchanged,
 no gradient, no optimizer slot, no L2 term; detector components train.
 """
 from absl.testing import parameterized
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -40,6 +41,7 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
                                 detector_modules)
 
   @parameterized.parameters(*_DETECTOR_MODULES)
+  @pytest.mark.slow
   def test_freeze(self, experiment):
     model, optimizer, before, metrics = self._train(experiment, 'freeze')
     self._assert_frozen(model, optimizer, before,
@@ -48,6 +50,7 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(all(tf.math.is_finite(v) for v in losses.values()),
                     msg=losses)
 
+  @pytest.mark.slow
   def test_frozen_backbone_runs_in_inference_mode(self):
     model, _, _, _ = self._train('backbone_reuse_fasterrcnn_coco', 'freeze')
     images = tf.random.uniform([2, 64, 64, 3])
@@ -57,6 +60,7 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllEqual(as_training[level], as_inference[level])
 
   @parameterized.parameters('finetune', 'scratch')
+  @pytest.mark.slow
   def test_backbone_trains(self, backbone_strategy):
     model, _, before, _ = self._train('backbone_reuse_fasterrcnn_coco',
                                       backbone_strategy)
@@ -69,6 +73,7 @@ class StrategyTrainingTest(tf.test.TestCase, parameterized.TestCase):
     stats = [v for v in backbone.weights if 'moving_mean' in v.name]
     self.assertTrue(any(self._changed(v, before) for v in stats))
 
+  @pytest.mark.slow
   def test_freeze_under_mirrored_strategy(self):
     devices = [d.name for d in tf.config.list_logical_devices('CPU')]
     self.assertLen(devices, 2)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 import yaml
 
@@ -32,6 +33,7 @@ class TrainCliTest(tf.test.TestCase):
     self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
     return result
 
+  @pytest.mark.slow
   def test_train_and_eval_writes_checkpoints_config_and_metrics(self):
     model_dir = os.path.join(self.get_temp_dir(), 'run')
     result = self._train('backbone_reuse_maskrcnn_coco', model_dir, 'train')
@@ -83,6 +85,7 @@ class TrainCliTest(tf.test.TestCase):
     self.assertEqual(metrics['step'], steps)
     return metrics['metrics']
 
+  @pytest.mark.slow
   def test_trained_detector_beats_untrained_on_the_same_images(self):
     # Measured: AP50 0.022 after one step, 0.476 after 200 (AP 0.004 and
     # 0.204); the schedule follows train_steps, so both anneal.

@@ -2,6 +2,7 @@
 import os
 import shutil
 
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -29,6 +30,7 @@ def _run(*flags):
 
 class VerifyDataTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_names_each_corrupt_shard_and_its_readable_records(self):
     directory = self.get_temp_dir()
     good = os.path.join(directory, 'data-00000-of-00002')
@@ -82,6 +84,7 @@ class VerifyDataTest(tf.test.TestCase):
     self.assertEqual(tfrecord_check.read_shard(empty),
                      tfrecord_check.Shard(empty, 0))
 
+  @pytest.mark.slow
   def test_training_on_a_corrupt_shard_names_the_pattern_and_the_tool(self):
     directory = self.get_temp_dir()
     shard = os.path.join(directory, 'train-00000-of-00001.tfrecord')
