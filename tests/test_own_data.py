@@ -1,7 +1,9 @@
 """A user's own COCO-format dataset trains with no hand-computed class count;
 a count that cannot hold its categories is refused before any model."""
+import json
 import os
 
+import pytest
 import tensorflow as tf
 
 import testing_utils
@@ -61,6 +63,73 @@ class OwnDataTest(tf.test.TestCase):
                               r'label (23|61) of the training records .*set '
                               r'it to at least \d+ \(62 for the categories')
     self.assertEqual(preflight.check_num_classes(self._params(62).task), [])
+
+
+class OwnDataEndToEndTest(tf.test.TestCase):
+
+  @pytest.mark.slow
+  def test_convert_train_frozen_export_predict_keep_ids_and_names(self):
+    # The README's "Train on your own data" commands, as a user runs them,
+    # on ids 7, 23, 61 and images of three sizes.
+    directory = self.get_temp_dir()
+    annotation_file, image_dir = testing_utils.own_coco_dataset(
+        directory, num_images=6, sizes=((48, 64), (64, 40), (56, 56)))
+    names = {c['id']: c['name'] for c in testing_utils.OWN_CATEGORIES}
+
+    def run(module, *flags):
+      result = testing_utils.run_module(module, *flags)
+      self.assertEqual(result.returncode, 0,
+                       msg=f'{module}: {result.stderr[-3000:]}')
+      return result
+
+    prefix = os.path.join(directory, 'records', 'train')
+    run('backbone_reuse.data.coco_tfrecord',
+        f'--annotation_file={annotation_file}', f'--image_dir={image_dir}',
+        f'--output_prefix={prefix}', '--num_shards=2')
+    probe = resolve.experiment_config(
+        'backbone_reuse_fasterrcnn_coco', ['configs/smoke/rcnn_tiny.yaml'],
+        root=str(testing_utils.REPO))
+    checkpoint, _ = testing_utils.write_classification_checkpoint(
+        probe.task.model, os.path.join(directory, 'classifier'), 'trainer')
+    model_dir = os.path.join(directory, 'run')
+    run('backbone_reuse.train', '--experiment=backbone_reuse_fasterrcnn_coco',
+        '--config_file=configs/smoke/rcnn_tiny.yaml',
+        '--config_file=configs/strategies/freeze.yaml',
+        '--params_override=' + ','.join([
+            'task.model.num_classes=0',  # Read from the annotation file.
+            f'task.annotation_file={annotation_file}',
+            f'task.train_data.input_path={prefix}-*',
+            f'task.validation_data.input_path={prefix}-*',
+            f'task.init_checkpoint={checkpoint}',
+            # A few steps leave 62-way scores near 1/62: keep them all.
+            'task.model.detection_generator.pre_nms_score_threshold=0.0']),
+        '--mode=train_and_eval', f'--model_dir={model_dir}')
+    with open(os.path.join(model_dir, 'metrics.json')) as f:
+      self.assertIn('AP', json.load(f)['metrics'])
+    export_dir = os.path.join(directory, 'export')
+    run('backbone_reuse.export', '--experiment=backbone_reuse_fasterrcnn_coco',
+        f'--checkpoint={model_dir}', f'--export_dir={export_dir}')
+    with open(os.path.join(export_dir, 'label_map.json')) as f:
+      label_map = json.load(f)
+    # The raw ids are the class indices (num_classes 62 = max id + 1).
+    self.assertEqual(label_map['num_classes'], 62)
+    self.assertEqual({c['category_id']: c['name']
+                      for c in label_map['classes']}, names)
+    self.assertEqual({c['class_index'] for c in label_map['classes']},
+                     set(names))
+    output_dir = os.path.join(directory, 'predicted')
+    run('backbone_reuse.predict', f'--model={export_dir}',
+        f'--images={image_dir}', f'--output_dir={output_dir}',
+        '--score_threshold=0.0', f'--annotation_file={annotation_file}')
+    with open(os.path.join(output_dir, 'detections.json')) as f:
+      detections = json.load(f)
+    self.assertNotEmpty(detections)
+    self.assertContainsSubset({d['category_id'] for d in detections},
+                              set(names))
+    with open(os.path.join(output_dir, 'images.json')) as f:
+      images = json.load(f)
+    # Image ids are the dataset's own (100..105), matched by file name.
+    self.assertEqual(sorted(i['id'] for i in images), list(range(100, 106)))
 
 
 if __name__ == '__main__':

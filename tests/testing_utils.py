@@ -237,17 +237,19 @@ OWN_CATEGORIES = [{'id': 7, 'name': 'kettle'}, {'id': 23, 'name': 'mug'},
                   {'id': 61, 'name': 'teapot'}]
 
 
-def own_coco_dataset(directory, num_images=3):
-  """A tiny COCO instances file with the ids above and its JPEGs."""
+def own_coco_dataset(directory, num_images=3, sizes=((48, 64),)):
+  """A tiny COCO instances file with the ids above and its JPEGs, image i
+  of size sizes[i % len(sizes)] (height, width)."""
   image_dir = os.path.join(directory, 'images')
   os.makedirs(image_dir, exist_ok=True)
   images, annotations = [], []
   for index in range(num_images):
     name = f'photo_{index}.jpg'
-    Image.fromarray(np.full((48, 64, 3), 40 * index, np.uint8)).save(
+    height, width = sizes[index % len(sizes)]
+    Image.fromarray(np.full((height, width, 3), 40 * index, np.uint8)).save(
         os.path.join(image_dir, name))
-    images.append({'id': 100 + index, 'file_name': name, 'height': 48,
-                   'width': 64})
+    images.append({'id': 100 + index, 'file_name': name, 'height': height,
+                   'width': width})
     category = OWN_CATEGORIES[index % len(OWN_CATEGORIES)]['id']
     annotations.append({'id': index + 1, 'image_id': 100 + index,
                         'category_id': category, 'bbox': [4, 6, 20, 10],
