@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from backbone_reuse.analysis import intervals
 from backbone_reuse.shapes import claims as shapes_claims
 from backbone_reuse.shapes import grid as shapes_grid
 from backbone_reuse.shapes import report as shapes_report
