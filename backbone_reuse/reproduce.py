@@ -207,12 +207,13 @@ def estimate_lines(entries: Dict[str, Dict], pattern: str, tflops: float,
                    replicas: int) -> List[str]:
   """What --estimate prints: one entry (and its twin) in words, or a
   markdown table of every entry `pattern` matches and of each twin that is
-  not one of them (progress on stderr). Each config is traced in a process of its own
-  (the memory of many traces does not add up); configs that differ only in
-  data or checkpoint are traced once."""
+  not one of them (progress on stderr). Each config is traced in a process
+  of its own (the memory of many traces does not add up); configs that
+  differ only in data or checkpoint are traced once."""
   selected = manifest.select(entries, pattern)
   if not selected:
     find_entry(entries, pattern)  # Raises, naming the closest ids.
+
   def what(entry):
     return (entry['experiment'], tuple(entry['config_files']),
             entry.get('params_override') or '')
