@@ -163,6 +163,45 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertEmpty([c for c in found if c['claim'].startswith(
         ('Residual adapters', 'A larger upstream', 'Pre-trained'))])
 
+  def test_partial_freezing_cells_claims_and_table(self):
+    # Per seed partial3 - freeze = +1.0, +2.0, +1.5; partial3 - finetune =
+    # +3.0, +4.5, +3.5; no partial1 runs: its claims are absent.
+    records = _fixed_records()
+    for seed, ap in enumerate((0.33, 0.355, 0.325)):
+      record = _record('nasfpn_cascade', 'partial', 'large', ap, {'a': 0.3},
+                       seed=seed)
+      record['run']['frozen_stages'] = 3
+      records.append(record)
+    found = {c['claim']: c for c in shapes_claims.claims(records)}
+    beats_freeze = found['Partial freezing (the stem and block groups 1-3 '
+                         'frozen) beats full freezing (Cascade R-CNN '
+                         'NAS-FPN, large upstream)']
+    self.assertAllClose(beats_freeze['differences'], [1.0, 2.0, 1.5])
+    self.assertEqual(beats_freeze['verdict'], 'reproduced')
+    beats_finetune = found['Partial freezing (the stem and block groups 1-3 '
+                           'frozen) beats fine-tuning (Cascade R-CNN NAS-FPN, '
+                           'large upstream)']
+    self.assertAllClose(beats_finetune['differences'], [3.0, 4.5, 3.5])
+    self.assertEqual(beats_finetune['paper_values'], {})
+    self.assertEmpty([c for c in found if '1-1 frozen' in c])
+    # Only rows whose cells all exist: partial1 has none, so no table row.
+    self.assertEqual(shapes_report.partial_table(records).splitlines()[2:],
+                     [])
+    for seed, ap in enumerate((0.30, 0.30, 0.30)):
+      record = _record('nasfpn_cascade', 'partial', 'large', ap, {'a': 0.3},
+                       seed=seed)
+      record['run']['frozen_stages'] = 1
+      records.append(record)
+    self.assertEqual(
+        shapes_report.partial_table(records).splitlines(),
+        ['| detector | seeds | finetune | partial1 | partial3 | freeze |',
+         '|---|---|---|---|---|---|',
+         f'| {_CASCADE} | 0, 1, 2 | 30.0 (29.0–31.0, n=3) | '
+         '30.0 (30.0–30.0, n=3) | 33.7 (32.5–35.5, n=3) | '
+         '32.2 (31.0–33.5, n=3) |'])
+    self.assertIn(f'| {_CASCADE} | partial3 |',
+                  shapes_report.table3(records))
+
   def test_learning_curves(self):
     records = _fixed_records()[1:3]
     for record, aps in zip(records, ([0.1, 0.3, 0.395, 0.4], [0.2, 0.3,
@@ -250,14 +289,50 @@ class GridTest(tf.test.TestCase):
               [3, 4, 5] if capacity == 'nasfpn_cascade' else None)
     self.assertEqual(seeds[('nasfpn_cascade', 'adapters', 'large', None)],
                      [0, 1, 3, 4, 5])
-    self.assertLen(runs, 2 * (3 + 5 + 8) + 2 * (2 + 2 + 5) + 3 * 2 + 12 + 5)
+    # Partial freezing at k = 1 and 3 on FPN and Cascade R-CNN NAS-FPN,
+    # large upstream, the first grid's seeds.
+    for capacity in ('fpn', 'nasfpn_cascade'):
+      for k in (1, 3):
+        self.assertEqual([r.seed for r in runs if r.capacity == capacity
+                          and r.strategy_label == f'partial{k}'], [0, 1, 2])
+    self.assertEqual({r.capacity for r in runs if r.strategy == 'partial'},
+                     {'fpn', 'nasfpn_cascade'})
+    self.assertLen(runs, 2 * (3 + 5 + 8) + 2 * (2 + 2 + 5) + 3 * 2 + 12 + 5
+                   + 2 * 2 * 3)
     # The first grid's seeds stay first (committed), then seed by seed so
     # that the runs of one upstream checkpoint train one after another; the
-    # adapters (chosen on the dev split) last.
+    # cells added later after them, in the order they were added: the
+    # adapters (chosen on the dev split), then partial freezing.
     self.assertEqual({r.seed for r in runs[:36]}, {0, 1, 2})
-    self.assertEqual([r.strategy for r in runs[-5:]], ['adapters'] * 5)
-    order = [r.seed for r in runs[:-5]]
+    self.assertEqual([r.strategy for r in runs[-17:]],
+                     ['adapters'] * 5 + ['partial'] * 12)
+    order = [r.seed for r in runs[:-17]]
     self.assertEqual(order, sorted(order))
+    self.assertEqual([r.seed for r in runs[-12:]], sorted(
+        r.seed for r in runs[-12:]))
+
+  def test_a_partial_run_names_its_k_and_sets_it(self):
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+                                  shapes_grid.SCALES['default'], report_dir)
+    one, three = (shapes_grid.Run('nasfpn_cascade', 'partial', 'large', 2,
+                                  frozen_stages=k) for k in (1, 3))
+    self.assertEqual(three.name, 'nasfpn_cascade_partial3_large_s2')
+    task = grid.training(three).params().task
+    self.assertEqual((task.backbone_strategy, task.frozen_stages),
+                     ('partial', 3))
+    self.assertEqual(grid.training(one).params().task.frozen_stages, 1)
+    self.assertEqual(task.init_checkpoint,
+                     grid.path(grid.upstream_name('large', 2)))
+    self.assertNotEqual(grid.key(one), grid.key(three))
+    # The other strategies keep frozen_stages unset.
+    freeze = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 2)
+    self.assertEqual(grid.training(freeze).params().task.frozen_stages, -1)
+    with self.assertRaisesRegex(ValueError, 'partial with frozen_stages='
+                                'None: partial takes the number'):
+      shapes_grid.Run('fpn', 'partial', 'large')
+    with self.assertRaisesRegex(ValueError, 'freeze with frozen_stages=2'):
+      shapes_grid.Run('fpn', 'freeze', 'large', frozen_stages=2)
 
   def test_a_long_run_has_its_own_name_steps_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')

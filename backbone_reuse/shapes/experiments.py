@@ -28,7 +28,7 @@ CAPACITIES = ('fpn', 'nasfpn', 'nasfpn_cascade')
 CAPACITY_TITLES = {'fpn': 'Faster R-CNN FPN', 'nasfpn': 'Faster R-CNN NAS-FPN',
                    'nasfpn_cascade': 'Cascade R-CNN NAS-FPN'}
 STRATEGIES = (strategies.SCRATCH, strategies.FINETUNE, strategies.FREEZE,
-              strategies.ADAPTERS)
+              strategies.ADAPTERS, strategies.PARTIAL)
 UPSTREAMS = ('small', 'large')
 
 

@@ -14,6 +14,8 @@ schedule-length study's):
                                              (configs/shapes/capacity/)
   strategy  scratch | finetune | freeze      configs/strategies/
             (+ adapters: the most capacity, large upstream; Table 7)
+            (+ partial, k = 1 | 3 frozen block groups: FPN and Cascade
+             R-CNN NAS-FPN, large upstream, seeds 0-2; an extension)
   upstream  small | large                    Shapes classification sets
   seed      as many as the claims need (GridScale: 8 for Cascade R-CNN
             NAS-FPN finetune | freeze on the large upstream, 5 for NAS-FPN
@@ -61,7 +63,9 @@ import tf_keras
 from backbone_reuse import errors
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
+from backbone_reuse.configs import strategies
 from backbone_reuse.modeling import precision
+from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import experiments
 from backbone_reuse.shapes import records
@@ -90,6 +94,9 @@ class Run:
   # Detector steps when not the scale's (the schedule-length study).
   steps: Optional[int] = None
   precision: str = 'float32'  # Or 'bfloat16' (runtime.mixed_precision_dtype).
+  # task.frozen_stages of a 'partial' run (the stem and block groups 1..k
+  # frozen); None for every other strategy.
+  frozen_stages: Optional[int] = None
 
   def __post_init__(self):
     for field, value, accepted in (
@@ -109,12 +116,25 @@ class Run:
     if self.precision not in _PRECISIONS:
       raise ValueError(f'precision={self.precision!r}; accepted: '
                        f'{", ".join(_PRECISIONS)}')
+    if (self.strategy == strategies.PARTIAL) != (
+        self.frozen_stages is not None):
+      raise ValueError(
+          f'{self.strategy} with frozen_stages={self.frozen_stages!r}: '
+          'partial takes the number of frozen block groups, the other '
+          'strategies none')
+
+  @property
+  def strategy_label(self) -> str:
+    """The strategy as the grid's cells name it: 'partial3' for partial
+    freezing with k = 3, else the strategy."""
+    return claims.strategy_label(dataclasses.asdict(self))
 
   @property
   def name(self) -> str:
     # float32 runs keep the names (and records) they had before precision
     # was a choice; bfloat16 runs never share a name with them.
-    parts = [self.capacity, self.strategy, self.upstream, f's{self.seed}',
+    parts = [self.capacity, self.strategy_label, self.upstream,
+             f's{self.seed}',
              f'{self.steps}steps' if self.steps else None,
              _precision_suffix(self.precision)]
     return '_'.join(p for p in parts if p)
@@ -175,6 +195,13 @@ class GridScale:
   # `long_steps` as well as at `detector_steps`. None: not run.
   long_steps: Optional[int] = 3000
   long_seeds: Tuple[int, ...] = _seeds(range(3, 6))
+  # Partial freezing (an extension; mmdetection's frozen_stages): the stem
+  # and block groups 1..k frozen, k in `partial_stages` (why these: claims.py),
+  # on `partial_capacities` with the large upstream, seeds `partial_seeds`,
+  # paired with the finetune and freeze cells of those seeds.
+  partial_stages: Tuple[int, ...] = claims.PARTIAL_STAGES
+  partial_capacities: Tuple[str, ...] = claims.PARTIAL_CAPACITIES
+  partial_seeds: Tuple[int, ...] = _seeds(range(3))
   # What every run computes in (upstreams too): part of each run's name and
   # key, so float32 and bfloat16 records never mix.
   precision: str = 'float32'
@@ -203,9 +230,17 @@ class GridScale:
                   for strategy in ('finetune', 'freeze')]
       found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
                 for seed in self.adapters_seeds]
+    found += [Run(capacity, strategies.PARTIAL, 'large', seed,
+                  frozen_stages=k)
+              for capacity in self.partial_capacities
+              if capacity in self.capacities
+              for seed in self.partial_seeds for k in self.partial_stages]
     upstreams = {'large': 0, 'small': 1, None: 2}
+    # The cells added after the first grid train after it, in the order
+    # they were added.
+    later = {'adapters': 1, strategies.PARTIAL: 2}
     found = [dataclasses.replace(r, precision=self.precision) for r in found]
-    return sorted(found, key=lambda r: (r.strategy == 'adapters', r.seed,
+    return sorted(found, key=lambda r: (later.get(r.strategy, 0), r.seed,
                                         upstreams[r.upstream],
                                         r.steps or 0))
 
@@ -225,7 +260,7 @@ SCALES = {
                        upstream_steps=4, detector_steps=8, steps_per_loop=2,
                        capacities=('fpn',), large_seeds={'fpn': (0, 1)},
                        small_seeds={}, scratch_seeds=(), adapters_seeds=(),
-                       long_steps=None, long_seeds=()),
+                       long_steps=None, long_seeds=(), partial_seeds=()),
 }
 
 
@@ -340,6 +375,8 @@ class ShapesGrid:
     if run.upstream:
       task['init_checkpoint'] = self.path(
           self.upstream_name(run.upstream, run.seed))
+    if run.frozen_stages is not None:
+      task['frozen_stages'] = run.frozen_stages
     # A curve run trains one loop per quarter: the trainer checkpoints at
     # the end of its first loop and then every `every` steps, so the
     # checkpoints fall on the quarters (with shorter loops they came late:
@@ -402,7 +439,7 @@ class ShapesGrid:
     and the batch shape only, so each is counted once and cached under a
     key of those (a changed model config is counted anew)."""
     kind = 'trained' if run.strategy in ('scratch', 'finetune') else (
-        run.strategy)
+        run.strategy_label)
     params = self.training(run).params()
     key = runs.config_key(params.task.model, kind,
                           params.task.train_data.global_batch_size)

@@ -30,11 +30,11 @@ SUMMARY = 'summary.json'
 # -- aggregation ----------------------------------------------------------------
 def _key(record) -> Tuple[str, str, Optional[str]]:
   run = record['run']
-  return run['capacity'], run['strategy'], run['upstream']
+  return run['capacity'], claims.strategy_label(run), run['upstream']
 
 
 def group(records: List[Dict]) -> Dict[Tuple, List[Dict]]:
-  """Records by (capacity, strategy, upstream); seeds together."""
+  """Records by (capacity, strategy label, upstream); seeds together."""
   groups = collections.defaultdict(list)
   for record in records:
     groups[_key(record)].append(record)
@@ -119,8 +119,9 @@ def table3(records: List[Dict]) -> str:
            'trained % | train GFLOPs / step | median step (s) | '
            'TF peak memory (GB) | peak RSS (GB) |',
            '|---|---|---|---|---|---|---|---|---|']
+  partial = [f'partial{k}' for k in sorted(claims.PARTIAL_STAGES)]
   for capacity in CAPACITIES:
-    for strategy in ('finetune', 'freeze', 'adapters', 'scratch'):
+    for strategy in ('finetune', *partial, 'freeze', 'adapters', 'scratch'):
       runs = [r for k, v in groups.items() for r in v
               if k[0] == capacity and k[1] == strategy]
       if not runs:
@@ -355,8 +356,8 @@ def where_the_time_went(records: List[Dict], context: Dict) -> List[Dict]:
   for record in sorted(records, key=_order):
     run = record['run']
     schedule = (f", {run['steps']} steps" if run.get('steps') else '')
-    add(f"{CAPACITY_TITLES[run['capacity']]}, {run['strategy']}{schedule}",
-        record['seconds'])
+    add(f"{CAPACITY_TITLES[run['capacity']]}, {claims.strategy_label(run)}"
+        f'{schedule}', record['seconds'])
   return list(rows.values())
 
 
@@ -392,6 +393,28 @@ def schedule_table(records: List[Dict]) -> str:
         f'| {strategy} | {upstream} | {", ".join(map(str, seeds))} | '
         f'{_cell(short)} | {_cell(long)} ({steps} steps) | '
         f'{100 * (_mean(long) - _mean(short)):+.1f} |')
+  return '\n'.join(lines)
+
+
+def partial_table(records: List[Dict]) -> str:
+  """Box AP of fine-tuning, partial freezing at each k and full freezing
+  per capacity (large upstream, grid schedule), over the seeds every one of
+  those cells has."""
+  cells = claims.by_seed(claims.on_grid_schedule(records))
+  strategies = ['finetune', *(f'partial{k}' for k in claims.PARTIAL_STAGES),
+                'freeze']
+  lines = ['| detector | seeds | ' + ' | '.join(strategies) + ' |',
+           '|---|---|' + '---|' * len(strategies)]
+  for capacity in claims.PARTIAL_CAPACITIES:
+    found = [cells.get((capacity, s, 'large', claims.DEFAULT), {})
+             for s in strategies]
+    seeds = sorted(set.intersection(*(set(c) for c in found)))
+    if not seeds:
+      continue
+    lines.append(f'| {CAPACITY_TITLES[capacity]} | '
+                 f'{", ".join(map(str, seeds))} | ' + ' | '.join(
+                     _cell([c[s]['results']['box']['AP'] for s in seeds])
+                     for c in found) + ' |')
   return '\n'.join(lines)
 
 
@@ -514,6 +537,15 @@ def readme(records: List[Dict], context: Dict) -> str:
       'seeds both have; each schedule anneals over its own run.',
       '',
       schedule_table(records),
+      '',
+      '## Partial freezing (an extension)',
+      '',
+      'Box AP × 100, large upstream, grid schedule: partialK freezes the '
+      'stem and block groups 1..K of the ResNet-18 (of 4) and fine-tunes '
+      'the rest; over the seeds every cell of a row has. Its claims are in '
+      'the table above.',
+      '',
+      partial_table(records),
       '',
       '## Further readings of the numbers',
       '',
