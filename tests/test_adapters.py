@@ -255,13 +255,108 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
       ('learning_rate_multiplier',
        {'adapters': {'learning_rate_multiplier': 0.0}},
        r'task.adapters.learning_rate_multiplier=0.0; accepted: a positive'),
-      ('backbone', {'model': {'backbone': {'type': 'efficientnet'}}},
-       r"task.model.backbone.type='efficientnet' has no adapter placement"),
+      ('backbone', {'model': {'backbone': {'type': 'mobilenet'}}},
+       r"task.model.backbone.type='mobilenet' has no adapter placement yet; "
+       r"accepted with backbone_strategy='adapters': 'resnet', "
+       r"'efficientnet'"),
   )
   def test_refusals(self, overrides, message):
     with self.assertRaisesRegex(ValueError, message):
       testing_utils.tiny_config(_EXPERIMENT, 'adapters', '/c/ckpt',
                                 overrides)
+
+
+_EFFICIENTNET = {'model': {'backbone': {'type': 'efficientnet',
+                                        'efficientnet': {'model_id': 'b0'}}}}
+
+
+class EfficientNetAdaptersTest(tf.test.TestCase, parameterized.TestCase):
+  """Adapters on the projection conv of every MBConv block (an extension)."""
+
+  def _checkpoint(self):
+    probe = testing_utils.tiny_config(_EXPERIMENT,
+                                      task_overrides=_EFFICIENTNET)
+    return testing_utils.write_classification_checkpoint(
+        probe.task.model, self.get_temp_dir(), 'trainer')
+
+  def _model(self, strategy, checkpoint, **adapter_fields):
+    overrides = dict(_EFFICIENTNET)
+    if strategy == 'adapters':
+      overrides['adapters'] = adapter_fields
+    params = testing_utils.tiny_config(_EXPERIMENT, strategy, checkpoint,
+                                       overrides)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    task.initialize(model)
+    return params, task, model
+
+  def test_placement_and_restore(self):
+    checkpoint, classifier = self._checkpoint()
+    _, _, model = self._model('adapters', checkpoint)
+    blocks = [l for l in model.backbone.layers
+              if isinstance(l, adapters.nn_blocks.InvertedBottleneckBlock)]
+    self.assertLen(blocks, 16)  # EfficientNet-B0's MBConv blocks.
+    found = adapters.adapters_of(model.backbone)
+    self.assertLen(found, 16)
+    for block in blocks:  # One each, on the projection, at its width.
+      (adapter,) = adapters.adapters_of(block)
+      self.assertIs(adapters.adapters_of(block._conv2)[0], adapter)  # pylint: disable=protected-access
+      kernel = [w for w in adapter.weights if 'kernel' in w.name][-1]
+      self.assertEqual(kernel.shape[-1], block._conv2.filters)  # pylint: disable=protected-access
+    # Every base variable keeps the plain EfficientNet's checkpoint path and
+    # is restored from the classification checkpoint.
+    adapter_ids = {id(v) for v in adapters.adapter_variables(model.backbone)}
+    ours = {path: v for key, (path, v) in
+            backbone_checkpoint.variables_by_path(model.backbone).items()
+            if key not in adapter_ids}
+    theirs = {path: v for path, v in
+              backbone_checkpoint.variables_by_path(
+                  classifier.backbone).values()}
+    self.assertEqual(set(ours), set(theirs))
+    for path, variable in ours.items():
+      self.assertAllEqual(variable.numpy(), theirs[path].numpy(), msg=path)
+    # Only adapter weights train in the backbone.
+    self.assertEqual({v.ref() for v in model.backbone.trainable_weights},
+                     {v.ref() for v in adapters.adapter_variables(
+                         model.backbone) if v.trainable})
+    # Levels pick the groups that feed them: level 5 is groups 5-6 (4 + 1
+    # blocks in B0).
+    _, _, model = self._model('adapters', checkpoint, levels=[5])
+    self.assertLen(adapters.adapters_of(model.backbone), 5)
+
+  @parameterized.parameters('series', 'parallel')
+  @pytest.mark.slow
+  def test_zero_init_computes_the_frozen_efficientnet(self, kind):
+    checkpoint, _ = self._checkpoint()
+    _, _, frozen = self._model('freeze', checkpoint)
+    _, _, adapted = self._model('adapters', checkpoint, type=kind)
+    images = tf.random.uniform([2, 64, 64, 3])
+    for training in (False, True):
+      expected = frozen.backbone(images, training=training)
+      actual = adapted.backbone(images, training=training)
+      self.assertEqual(set(expected), set(actual))
+      for level in expected:
+        self.assertAllEqual(expected[level], actual[level])
+
+  @pytest.mark.slow
+  def test_after_training_steps_only_adapters_changed(self):
+    checkpoint, _ = self._checkpoint()
+    params, task, model = self._model('adapters', checkpoint,
+                                      type='parallel', zero_init=False)
+    optimizer, _, before = testing_utils.train_steps(task, model, params,
+                                                     _STEPS)
+    adapter_refs = {v.ref() for v in adapters.adapter_variables(
+        model.backbone)}
+    for variable in model.backbone.weights:
+      if variable.ref() in adapter_refs:
+        continue
+      self.assertAllEqual(before[variable.ref()], variable.numpy(),
+                          msg=variable.name)
+      for name in optimizer.get_slot_names():
+        with self.assertRaises(KeyError, msg=variable.name):
+          optimizer.get_slot(variable, name)
+    self.assertEmpty([v.name for v in adapters.adapter_variables(
+        model.backbone) if (before[v.ref()] == v.numpy()).all()])
 
 
 if __name__ == '__main__':

@@ -182,7 +182,8 @@ class ManifestTest(tf.test.TestCase):
     self.assertEqual({e['table'] for e in entries},
                      {'Table 1', 'Table 2', 'Table 3', 'Table 4', 'Table 5',
                       'Table 6', 'Table 7', 'Appendix C (72 epochs)',
-                      'Published configs (no paper row)'})
+                      'Published configs (no paper row)',
+                      'Extensions (no paper row)'})
     for entry in entries:
       for key in ('id', 'table', 'row', 'experiment', 'config_files',
                   'init_checkpoint_hint', 'paper'):

@@ -22,6 +22,8 @@ ADAPTER_PARALLEL = 'parallel'
 ADAPTER_TYPES = (ADAPTER_SERIES, ADAPTER_PARALLEL)
 # Model Garden's ResNet: block group i (1-based) produces level i + 1.
 RESNET_LEVELS = (2, 3, 4, 5)
+# Backbone types with an adapter placement (modeling/adapters.py).
+ADAPTER_BACKBONES = ('resnet', 'efficientnet')
 
 
 def is_frozen(strategy: str) -> bool:
@@ -114,10 +116,11 @@ def _validate_frozen_stages(task_config) -> None:
 def _validate_adapters(task_config) -> None:
   config = task_config.adapters
   backbone_type = task_config.model.backbone.type
-  if backbone_type != 'resnet':
+  if backbone_type not in ADAPTER_BACKBONES:
     raise ValueError(
         f'task.model.backbone.type={backbone_type!r} has no adapter placement'
-        " yet; accepted with backbone_strategy='adapters': 'resnet'.")
+        " yet; accepted with backbone_strategy='adapters': "
+        f'{", ".join(map(repr, ADAPTER_BACKBONES))}.')
   if config.type not in ADAPTER_TYPES:
     raise ValueError(f'task.adapters.type={config.type!r} is not supported; '
                      f'accepted: {", ".join(ADAPTER_TYPES)}.')

@@ -29,13 +29,23 @@ replaces, under the same attribute, so every base variable keeps its path
 (e.g. .../_conv1/kernel) and a plain classification checkpoint restores into
 it; adapter variables live under the new `_adapter` edge.
 
-EfficientNet (MBConv) backbones are not supported yet: the strategy refuses
-them with a clear error.
+EfficientNet (an extension: the paper's adapters are on ResNets): one adapter
+per MBConv block, on its projection, the last 1x1 conv (expanded width ->
+the block's output width C), in series after it or in parallel beside it,
+before the block's own (frozen) norm, as above. Why there: it is the block's
+dense cross-channel conv at the width of the residual stream. The depthwise
+conv mixes no channels, and it and the expansion conv work at the expanded
+width (expand_ratio 6): a full-width 1x1 beside the depthwise conv would cost
+36 C^2 per block, the projection's C^2. Zero-init gives exactly the frozen
+EfficientNet's function; base variables keep their paths, so the same
+classification checkpoint restores. `levels` picks blocks by the endpoint
+level their group feeds (groups 0-1: level 2, 2: 3, 3-4: 4, 5-6: 5).
 """
 import dataclasses
 import functools
 from typing import List, Optional, Sequence
 
+from official.vision.modeling.backbones import efficientnet
 from official.vision.modeling.backbones import resnet
 from official.vision.modeling.layers import nn_blocks
 import tensorflow as tf
@@ -51,6 +61,8 @@ LEVELS = strategies.RESNET_LEVELS
 _ADAPTED_CONVS = {
     nn_blocks.ResidualBlock: ('_conv1', '_conv2'),
     nn_blocks.BottleneckBlock: ('_conv2',),
+    # The projection (see the module docstring, EfficientNet).
+    nn_blocks.InvertedBottleneckBlock: ('_conv2',),
 }
 
 
@@ -235,6 +247,65 @@ def build_adapted_resnet(plain: resnet.ResNet,
   """The adapted twin of `plain` (same constructor arguments)."""
   return AdaptedResNet(input_specs=input_specs, adapter_options=options,
                        levels=tuple(levels or LEVELS), **plain.get_config())
+
+
+class _EfficientNetBlocks:
+  """What efficientnet.py reads as `nn_blocks` while one adapted group is
+  built: Model Garden's blocks, with the MBConv block adapted."""
+
+  def __init__(self, mbconv):
+    self.InvertedBottleneckBlock = mbconv  # pylint: disable=invalid-name
+
+  def __getattr__(self, name):
+    return getattr(nn_blocks, name)
+
+
+class AdaptedEfficientNet(efficientnet.EfficientNet):
+  """Model Garden's EfficientNet with adapters in the MBConv blocks of the
+  groups that feed `levels`."""
+
+  def __init__(self, *args, adapter_options: AdapterOptions,
+               levels: Sequence[int] = LEVELS, **kwargs):
+    # As AdaptedResNet: EfficientNet.__init__ builds the graph. The list is
+    # the level the next group feeds (groups count up to an output).
+    object.__setattr__(self, '_adapter_plan',
+                       (adapter_options, tuple(levels), [LEVELS[0]]))
+    super().__init__(*args, **kwargs)
+
+  def _block_group(self, inputs, specs, name='block_group'):
+    options, levels, level = self._adapter_plan
+    feeds = level[0]
+    if specs.is_output:
+      level[0] += 1
+    if feeds not in levels:
+      return super()._block_group(inputs, specs, name)
+    # EfficientNet._block_group takes its block class from the module's
+    # `nn_blocks`; for this group that name gives the adapted block.
+    mbconv = functools.partial(
+        _ADAPTED_BLOCKS[nn_blocks.InvertedBottleneckBlock],
+        adapter_options=options)
+    efficientnet.nn_blocks = _EfficientNetBlocks(mbconv)
+    try:
+      return super()._block_group(inputs, specs, name)
+    finally:
+      efficientnet.nn_blocks = nn_blocks
+
+
+def build_adapted(plain: tf_keras.Model,
+                  input_specs: tf_keras.layers.InputSpec,
+                  options: AdapterOptions,
+                  levels: Optional[Sequence[int]] = None) -> tf_keras.Model:
+  """The adapted twin of a Model Garden ResNet or EfficientNet `plain`
+  (same constructor arguments)."""
+  if isinstance(plain, resnet.ResNet):
+    return build_adapted_resnet(plain, input_specs, options, levels)
+  if isinstance(plain, efficientnet.EfficientNet):
+    return AdaptedEfficientNet(input_specs=input_specs,
+                               adapter_options=options,
+                               levels=tuple(levels or LEVELS),
+                               **plain.get_config())
+  raise ValueError(f'{type(plain).__name__} has no adapter placement; '
+                   'accepted: a ResNet or an EfficientNet.')
 
 
 def adapters_of(layer: tf_keras.layers.Layer) -> List[Adapter]:

@@ -86,8 +86,8 @@ def build_backbone(
                             if decay else None),
         norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon,
         gradient_multiplier=adapters_config.learning_rate_multiplier)
-    backbone = adapters.build_adapted_resnet(backbone, input_specs, options,
-                                             adapters_config.levels)
+    backbone = adapters.build_adapted(backbone, input_specs, options,
+                                      adapters_config.levels)
     adapters.freeze_all_but_adapters(backbone)
     return backbone
   backbone.trainable = not frozen

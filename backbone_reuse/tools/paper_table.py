@@ -79,7 +79,8 @@ def tables(entries: Dict[str, Dict], run_dirs: Dict[str, str]) -> str:
       present = model_dir and tf.io.gfile.isdir(model_dir)
       paper = entry.get('paper') or {}
       if not paper:
-        paper = {'(none: see its stage 2)': None}
+        paper = {'(none: see its stage 2)' if entry['id'].endswith('stage1')
+                 else '(none reported)': None}
       for key, value in paper.items():
         if not present:
           mine = 'not run'
