@@ -4,15 +4,18 @@ import json
 import os
 
 from absl.testing import parameterized
+from official.vision.modeling.backbones import efficientnet
 import pytest
 import tensorflow as tf
 
 import testing_utils
 from backbone_reuse.analysis import parameters
+from backbone_reuse.configs import strategies
 from backbone_reuse.modeling import freezing
 
 _EXPERIMENT = 'backbone_reuse_fasterrcnn_coco'
 _STEPS = 3
+_EFFICIENTNET = {'type': 'efficientnet', 'efficientnet': {'model_id': 'b0'}}
 
 
 def _variables(layers):
@@ -21,12 +24,14 @@ def _variables(layers):
 
 class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
 
-  def _build(self, frozen_stages, logging_dir=None):
-    probe = testing_utils.tiny_config(_EXPERIMENT)
+  def _build(self, frozen_stages, logging_dir=None, backbone=None):
+    model = {'model': {'backbone': backbone}} if backbone else {}
+    probe = testing_utils.tiny_config(_EXPERIMENT, task_overrides=model)
     checkpoint, _ = testing_utils.write_classification_checkpoint(
         probe.task.model, self.get_temp_dir(), 'trainer')
     params = testing_utils.tiny_config(_EXPERIMENT, 'partial', checkpoint,
-                                       {'frozen_stages': frozen_stages})
+                                       {'frozen_stages': frozen_stages,
+                                        **model})
     task = testing_utils.build_task(params, logging_dir=logging_dir)
     model = task.build_model()
     task.initialize(model)
@@ -50,11 +55,30 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     found = [v.ref() for v in _variables(l for s in stages for l in s)]
     self.assertCountEqual(found, [v.ref() for v in model.backbone.weights])
 
-  @parameterized.parameters(0, 2)
+  def test_stages_of_an_efficientnet(self):
+    _, _, model = self._build(3, backbone=_EFFICIENTNET)
+    stages = freezing.backbone_stages(model.backbone)
+    self.assertLen(stages, 8)
+    self.assertEqual([type(l).__name__ for l in stages[0]],
+                     ['Conv2D', 'BatchNormalization', 'TFOpLambda'])
+    # EfficientNet-B0's MBConv blocks per group; the final 1x1 conv (and
+    # its norm and activation) goes with the last group.
+    self.assertEqual(
+        [sum(type(l).__name__ == 'InvertedBottleneckBlock' for l in group)
+         for group in stages[1:]], [1, 2, 2, 3, 3, 4, 1])
+    self.assertEqual([type(l).__name__ for l in stages[-1][1:]],
+                     ['Conv2D', 'BatchNormalization', 'TFOpLambda'])
+    found = [v.ref() for v in _variables(l for s in stages for l in s)]
+    self.assertCountEqual(found, [v.ref() for v in model.backbone.weights])
+    self.assertEqual(strategies.EFFICIENTNET_GROUPS,
+                     len(efficientnet.EN_B0_BLOCK_SPECS))
+
+  @parameterized.parameters((0, None), (2, None), (3, _EFFICIENTNET))
   @pytest.mark.slow
-  def test_frozen_part_stays_and_the_rest_trains(self, frozen_stages):
-    params, task, model = self._build(frozen_stages)
-    stages = freezing.resnet_stages(model.backbone)
+  def test_frozen_part_stays_and_the_rest_trains(self, frozen_stages,
+                                                 backbone):
+    params, task, model = self._build(frozen_stages, backbone=backbone)
+    stages = freezing.backbone_stages(model.backbone)
     frozen = _variables(l for s in stages[:frozen_stages + 1] for l in s)
     trained = _variables(l for s in stages[frozen_stages + 1:] for l in s)
     self.assertNotEmpty(frozen)
@@ -73,6 +97,9 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
           optimizer.get_slot(variable, name)
     kernels = [v for v in trained if 'kernel' in v.name]
     self.assertNotEmpty(kernels)
+    # Model Garden's EfficientNet regularises its Conv2D kernels, not its
+    # depthwise ones.
+    regularised = [v for v in kernels if 'depthwise' not in v.name]
     for variable in kernels:  # Fine-tuned: every kernel moved, with slots.
       self.assertIn(variable.ref(), trainable, msg=variable.name)
       self.assertFalse((before[variable.ref()] == variable.numpy()).all(),
@@ -85,8 +112,8 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     # weight decay (halved, as tf.nn.l2_loss).
     decay = params.task.losses.l2_weight_decay / 2.0
     expected = sum(decay * float(tf.reduce_sum(tf.square(v)))
-                   for v in kernels)
-    self.assertLen(model.backbone.losses, len(kernels))
+                   for v in regularised)
+    self.assertLen(model.backbone.losses, len(regularised))
     self.assertAllClose(float(tf.add_n(model.backbone.losses)), expected,
                         rtol=1e-5)
 
@@ -123,9 +150,14 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
       ('other_strategy', 'finetune', 2, None,
        r"task.frozen_stages=2 applies only to backbone_strategy='partial', "
        r"not 'finetune'"),
-      ('efficientnet', 'partial', 2, {'type': 'efficientnet'},
-       r"task.model.backbone.type='efficientnet' has no stages for "
-       r"backbone_strategy='partial'"),
+      ('efficientnet_too_many', 'partial', 8, {'type': 'efficientnet'},
+       r'task.frozen_stages=8 is out of range for an EfficientNet with 7 '
+       r"block groups; accepted with backbone_strategy='partial': 0 \(the "
+       r'stem only\) to 7'),
+      ('mobilenet', 'partial', 2, {'type': 'mobilenet'},
+       r"task.model.backbone.type='mobilenet' has no stages for "
+       r"backbone_strategy='partial' yet; accepted: 'resnet', "
+       r"'efficientnet'"),
   )
   def test_refusals(self, strategy, frozen_stages, backbone, message):
     overrides = {'frozen_stages': frozen_stages}

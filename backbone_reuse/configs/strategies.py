@@ -22,6 +22,14 @@ ADAPTER_PARALLEL = 'parallel'
 ADAPTER_TYPES = (ADAPTER_SERIES, ADAPTER_PARALLEL)
 # Model Garden's ResNet: block group i (1-based) produces level i + 1.
 RESNET_LEVELS = (2, 3, 4, 5)
+# Model Garden's EfficientNet block groups (EN_B0_BLOCK_SPECS; B1-B7 scale
+# each group's repeats, not their number).
+EFFICIENTNET_GROUPS = 7
+# Block groups per backbone type with stages for 'partial'.
+BLOCK_GROUPS = {'resnet': len(RESNET_LEVELS),
+                'efficientnet': EFFICIENTNET_GROUPS}
+BACKBONE_TITLES = {'resnet': 'ResNet', 'efficientnet': 'EfficientNet'}
+_ARTICLE = {'resnet': 'a', 'efficientnet': 'an'}
 # Backbone types with an adapter placement (modeling/adapters.py).
 ADAPTER_BACKBONES = ('resnet', 'efficientnet')
 
@@ -101,14 +109,16 @@ def _validate_frozen_stages(task_config) -> None:
           f'({FROZEN_STAGES_UNSET}), or use backbone_strategy=\'partial\'.')
     return
   backbone_type = task_config.model.backbone.type
-  if backbone_type != 'resnet':
+  if backbone_type not in BLOCK_GROUPS:
     raise ValueError(
         f'task.model.backbone.type={backbone_type!r} has no stages for '
-        "backbone_strategy='partial' yet; accepted: 'resnet'.")
-  groups = len(RESNET_LEVELS)
+        "backbone_strategy='partial' yet; accepted: "
+        f'{", ".join(map(repr, BLOCK_GROUPS))}.')
+  groups = BLOCK_GROUPS[backbone_type]
   if not 0 <= stages <= groups:
     raise ValueError(
-        f'task.frozen_stages={stages} is out of range for a ResNet with '
+        f'task.frozen_stages={stages} is out of range for '
+        f'{_ARTICLE[backbone_type]} {BACKBONE_TITLES[backbone_type]} with '
         f'{groups} block groups; accepted with backbone_strategy='
         f"'partial': 0 (the stem only) to {groups} (the whole backbone).")
 

@@ -10,6 +10,9 @@ mode (Keras 2).
 import re
 from typing import Callable, List, Optional
 
+from official.vision.modeling.backbones import efficientnet
+from official.vision.modeling.backbones import resnet
+from official.vision.modeling.layers import nn_blocks
 import tf_keras
 
 from backbone_reuse.configs import strategies
@@ -58,18 +61,64 @@ def resnet_stages(backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]
   return stages
 
 
+def efficientnet_stages(
+    backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]:
+  """[the stem's layers, block group 0's blocks, ..., group 6's blocks and
+  the final 1x1 conv with its norm].
+
+  Model Garden's EfficientNet is a functional model whose layers come in
+  order: the stem, then each group's MBConv blocks followed by the
+  tf.identity that closes the group, then the final conv. That conv feeds
+  only what comes after the last group, so it goes with it.
+  """
+  stages, current = [], []
+  for layer in backbone.layers:
+    if isinstance(layer, tf_keras.layers.InputLayer):
+      continue
+    if (layer.name.startswith('tf.identity') and current
+        and isinstance(current[-1], nn_blocks.InvertedBottleneckBlock)):
+      if not stages:
+        blocks = [l for l in current
+                  if isinstance(l, nn_blocks.InvertedBottleneckBlock)]
+        stages.append([l for l in current if l not in blocks])
+        current = blocks
+      stages.append(current)
+      current = []
+      continue
+    current.append(layer)
+  groups = strategies.EFFICIENTNET_GROUPS
+  if len(stages) != groups + 1:
+    raise ValueError(f'{backbone.name}: expected a stem and {groups} block '
+                     'groups closed by tf.identity layers (Model Garden\'s '
+                     f'EfficientNet); found {len(stages) - 1} groups.')
+  stages[-1] += current  # The final conv, its norm and activation.
+  return stages
+
+
+def backbone_stages(
+    backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]:
+  """The stem and block groups of a Model Garden ResNet or EfficientNet."""
+  if isinstance(backbone, resnet.ResNet):
+    return resnet_stages(backbone)
+  if isinstance(backbone, efficientnet.EfficientNet):
+    return efficientnet_stages(backbone)
+  raise ValueError(f'{type(backbone).__name__} has no block groups to '
+                   'freeze; accepted: a ResNet or an EfficientNet.')
+
+
 def _is_stem(layer: tf_keras.layers.Layer) -> bool:
   """Stem layers are plain Keras layers; blocks are Model Garden's."""
   return type(layer).__module__.startswith('tf_keras')
 
 
-def freeze_resnet_stages(
+def freeze_stages(
     backbone: tf_keras.Model, frozen_stages: int,
     l2_regularizer: Optional[tf_keras.regularizers.Regularizer]) -> None:
-  """Freezes the stem and block groups 1..frozen_stages of a ResNet built
-  without a regulariser; the later groups train, each of their conv kernels
-  carrying `l2_regularizer` as Model Garden's ResNet would have given it."""
-  stages = resnet_stages(backbone)
+  """Freezes the stem and block groups 1..frozen_stages of a ResNet or an
+  EfficientNet built without a regulariser; the later groups train, each
+  of their Conv2D kernels carrying `l2_regularizer` as Model Garden's
+  backbone would have given it (its depthwise kernels carry none there)."""
+  stages = backbone_stages(backbone)
   if frozen_stages + 1 >= len(stages):  # Every group: the whole backbone.
     backbone.trainable = False
     return

@@ -20,7 +20,8 @@
             inference mode), the later groups train as with finetune
             (mmdetection's `frozen_stages`, detectron2's FREEZE_AT; k from 0,
             the stem only, to the backbone's number of groups, everything).
-            ResNet backbones (block groups = levels 2-5).
+            ResNet (4 block groups, levels 2-5) and EfficientNet (its 7
+            block groups) backbones.
 Detector components (decoder, RPN, heads and their BatchNorms) train, except
 in stage 2 of the LVIS recipe (`task.train_only_box_classifier`, R-CNN
 tasks): the whole detector is restored from a stage-1 detection checkpoint
@@ -73,7 +74,7 @@ def build_backbone(
       norm_activation_config=norm_activation,
       l2_regularizer=None if frozen or partial else l2_regularizer)
   if partial:
-    freezing.freeze_resnet_stages(backbone, frozen_stages, l2_regularizer)
+    freezing.freeze_stages(backbone, frozen_stages, l2_regularizer)
     return backbone
   if strategy == strategies.ADAPTERS:
     norm = model_config.norm_activation
