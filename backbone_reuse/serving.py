@@ -26,6 +26,7 @@ import tensorflow as tf
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
 from backbone_reuse import errors
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import resolve
 from backbone_reuse.data import category_map
 from backbone_reuse.modeling import backbone_checkpoint

@@ -40,6 +40,7 @@ import tensorflow as tf
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 import tf_keras
 
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import resolve
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

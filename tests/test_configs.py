@@ -9,6 +9,7 @@ from official.core import task_factory
 import tensorflow as tf
 import yaml
 
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import resolve
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

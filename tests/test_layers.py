@@ -1,8 +1,9 @@
 """The import rules that keep the layers pointing one way.
 
   * configs import no model code: importing backbone_reuse.configs.detection
-    (and .strategies, .schedule) loads no module of backbone_reuse.modeling
-    that builds layers, and nothing of tasks or shapes;
+    (and .strategies, .schedule, .resolve) loads no module of
+    backbone_reuse.modeling that builds layers, and nothing of tasks or
+    shapes; resolve does not import the registry (its callers do);
   * no module imports a command-line module (train, reproduce, export,
     predict, demo, tools/*), command lines included: what two commands
     share lives in a library module (training.py, serving.py,
@@ -67,6 +68,24 @@ class LayersTest(tf.test.TestCase):
                  if (_within(m, 'backbone_reuse.modeling')
                      and m not in MODEL_FREE)
                  or _within(m, 'backbone_reuse.tasks') or _within(m, SHAPES))
+    self.assertEmpty(bad)
+
+  def test_resolve_loads_no_registry_task_or_shapes_module(self):
+    # Callers import the registry; the config resolver does not.
+    code = ('import sys\n'
+            'import backbone_reuse.configs.resolve\n'
+            'print("\\n".join(m for m in sys.modules '
+            'if m.startswith("backbone_reuse.")))')
+    result = subprocess.run([sys.executable, '-c', code],
+                            cwd=testing_utils.REPO, capture_output=True,
+                            text=True, check=True)
+    loaded = set(result.stdout.split())
+    self.assertIn('backbone_reuse.configs.resolve', loaded)
+    bad = sorted(m for m in loaded
+                 if m == 'backbone_reuse.registry_imports'
+                 or _within(m, 'backbone_reuse.tasks') or _within(m, SHAPES)
+                 or (_within(m, 'backbone_reuse.modeling')
+                     and m not in MODEL_FREE))
     self.assertEmpty(bad)
 
   def test_no_module_imports_a_command_line(self):

@@ -1,7 +1,10 @@
 """Builds an experiment config exactly as `backbone_reuse.train` does.
 
 Used by tests, the paper-table manifest and experiment drivers, so that what
-they check or run is what the documented command would run.
+they check or run is what the documented command would run. The experiments
+are looked up by name: a caller imports `backbone_reuse.registry_imports`
+(which registers them) first; this module does not, so that the configs
+layer loads no task, model or Shapes code.
 """
 import dataclasses
 import os
@@ -11,7 +14,6 @@ from absl import logging
 from official.core import train_utils
 from official.modeling import hyperparams
 
-from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
 from backbone_reuse.data import category_map

@@ -26,6 +26,7 @@ import tf_keras
 import tqdm
 import yaml
 
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
 from backbone_reuse.configs import resolve
 from backbone_reuse.evaluation import coco_metrics

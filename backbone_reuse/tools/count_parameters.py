@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from official.core import task_factory
 
+from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import resolve
 
