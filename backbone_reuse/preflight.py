@@ -33,6 +33,7 @@ import tf_keras
 import yaml
 
 from backbone_reuse import errors
+from backbone_reuse.configs import strategies
 from backbone_reuse.data import category_map
 from backbone_reuse.data import tfrecord_check
 from backbone_reuse.dataloaders import decoders
@@ -208,7 +209,7 @@ def check_checkpoint_params(task_config) -> List[str]:
   """The checkpoint's classification run had the row's backbone."""
   path = task_config.init_checkpoint
   if (not path or not _is_detection(task_config)
-      or task_config.init_checkpoint_modules == 'all'):
+      or task_config.init_checkpoint_modules == strategies.WHOLE_DETECTOR):
     return []
   try:
     found = _checkpoint_params(path)
@@ -244,7 +245,7 @@ def check_checkpoint(task_config) -> List[str]:
     backbone_checkpoint.resolve_path(path, field)  # Before building.
     if not _is_detection(task_config):
       return []  # Restored by Model Garden's own task.
-    if task_config.init_checkpoint_modules == 'all':
+    if task_config.init_checkpoint_modules == strategies.WHOLE_DETECTOR:
       model = task_factory.get_task(task_config).build_model()
       backbone_checkpoint.restore_detector(model, path, flag=field)
     else:

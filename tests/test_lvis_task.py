@@ -192,6 +192,26 @@ class StageTwoTest(tf.test.TestCase):
     self.assertGreater(weights[rarest + 1], weights[commonest + 1])
     self._assert_only_classifiers_train(params, num_heads=1)
 
+  def test_stage_two_refuses_another_architecture_by_the_one_rule(self):
+    # Training restores a whole detector as preflight and export do
+    # (backbone_checkpoint.restore_detector): a Faster R-CNN checkpoint
+    # cannot start a Cascade stage 2: one error naming the flag and the
+    # differing variables by checkpoint path (Model Garden's restore, used
+    # before, raised a bare AssertionError listing Python objects).
+    directory, _ = self._stage_one_checkpoint(
+        testing_utils.tiny_config('backbone_reuse_fasterrcnn_coco'))
+    params = testing_utils.tiny_config(
+        'backbone_reuse_cascadercnn_coco', 'finetune', directory,
+        task_overrides={'init_checkpoint_modules': 'all',
+                        'train_only_box_classifier': True})
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    with self.assertRaisesRegex(
+        backbone_checkpoint.BackboneCheckpointError,
+        r"task.init_checkpoint='.*' does not match the model: \d+ "
+        r'variable\(s\) differ'):
+      task.initialize(model)
+
   @pytest.mark.slow
   def test_cascade_trains_the_classifier_of_every_stage(self):
     probe = testing_utils.tiny_config('backbone_reuse_cascadercnn_coco')

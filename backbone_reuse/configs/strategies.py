@@ -14,7 +14,10 @@ PARTIAL = 'partial'
 STRATEGIES = (SCRATCH, FINETUNE, FREEZE, ADAPTERS, PARTIAL)
 # task.frozen_stages when it does not apply (any strategy but partial).
 FROZEN_STAGES_UNSET = -1
-CHECKPOINT_MODULES = ('backbone', 'all')
+# task.init_checkpoint_modules: the backbone only, or a whole trained detector.
+BACKBONE_ONLY = 'backbone'
+WHOLE_DETECTOR = 'all'
+CHECKPOINT_MODULES = (BACKBONE_ONLY, WHOLE_DETECTOR)
 # Residual adapters (task.adapters): kinds, and the ResNet levels whose
 # block groups can carry them.
 ADAPTER_SERIES = 'series'
@@ -58,7 +61,7 @@ def validate_task_config(task_config) -> None:
   modules = task_config.init_checkpoint_modules
   # With modules 'all' the checkpoint is a trained detector (stage 2 of the
   # LVIS recipe), not a classification backbone, whatever the strategy was.
-  if strategy == SCRATCH and checkpoint and modules != 'all':
+  if strategy == SCRATCH and checkpoint and modules != WHOLE_DETECTOR:
     raise ValueError(
         f'task.init_checkpoint={checkpoint!r} contradicts '
         "task.backbone_strategy='scratch' (random initialisation); remove "
@@ -80,7 +83,7 @@ def validate_task_config(task_config) -> None:
         "'all' (a whole trained detector, e.g. stage 1's, which stage 2 of "
         'the LVIS recipe starts from).')
   if getattr(task_config, 'train_only_box_classifier', False) and (
-      not checkpoint or modules != 'all'):
+      not checkpoint or modules != WHOLE_DETECTOR):
     raise ValueError(
         'task.train_only_box_classifier=True (stage 2) retrains the box '
         'classifier of a trained detector; it needs task.init_checkpoint = '

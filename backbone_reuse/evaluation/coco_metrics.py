@@ -12,9 +12,12 @@ import numpy as np
 from pycocotools import coco
 from pycocotools import cocoeval
 
+from backbone_reuse.evaluation import stratified
+
 _SUMMARY = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 _AREAS = ('small', 'medium', 'large')
-GROUPS = {'r': 'APr', 'c': 'APc', 'f': 'APf'}
+# APr / APc / APf over the categories of each frequency group.
+GROUPS = {group: f'AP{group}' for group in stratified.GROUPS}
 
 
 def evaluate(ground_truth: coco.COCO, detections: List[Dict],

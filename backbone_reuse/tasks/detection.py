@@ -6,7 +6,8 @@ steps, COCO evaluation). What changes here:
     place deciding what trains) and writes MODEL_DIR/parameters.json;
   * `initialize` restores the backbone from a classification checkpoint and
     fails listing every variable it could not restore (or, with
-    init_checkpoint_modules 'all', a whole detector, Model Garden's way);
+    init_checkpoint_modules 'all', a whole detector by the one rule preflight
+    and export apply too: backbone_checkpoint.restore_detector);
   * R-CNN: repeat-factor sampling, Copy-Paste and TFDS `lvis` input
     (dataloaders/); R-CNN and RetinaNet: TFDS `coco` labels as COCO ids; a
     class-balanced loss becomes Model Garden's per-class
@@ -23,6 +24,7 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import detection as detection_config
+from backbone_reuse.configs import strategies
 from backbone_reuse.dataloaders import decoders
 from backbone_reuse.dataloaders import maskrcnn_input
 from backbone_reuse.evaluation import lvis_evaluator
@@ -67,10 +69,13 @@ class _BackboneReuseTask:
   def initialize(self, model: tf_keras.Model):
     if not self.task_config.init_checkpoint:
       return
-    if self.task_config.init_checkpoint_modules == 'all':
-      # A detection checkpoint: Model Garden's restore, which asserts that
-      # the model's existing objects were matched in the checkpoint.
-      super().initialize(model)
+    if self.task_config.init_checkpoint_modules == strategies.WHOLE_DETECTOR:
+      # A detection checkpoint (stage 1's): the one restore rule for a
+      # detector, as preflight and export apply it: every model variable
+      # found with its shape, every checkpoint model variable used.
+      backbone_checkpoint.restore_detector(
+          model, self.task_config.init_checkpoint,
+          flag='task.init_checkpoint')
     else:
       backbone_checkpoint.restore_backbone(model.backbone,
                                            self.task_config.init_checkpoint)
