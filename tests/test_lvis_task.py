@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import testing_utils
+from backbone_reuse.configs import resolve
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import class_balanced
@@ -39,6 +40,7 @@ def _lvis_config(stage2_checkpoint=None):
       'train_data': {'input_path': data['train']},
       'validation_data': {'input_path': data['val']},
   }}, is_strict=True)
+  resolve.fill_derived(params)  # As the parser does.
   params.validate()
   return params
 
@@ -259,7 +261,47 @@ class StageTwoTest(tf.test.TestCase):
         'annotation_file': testing_utils.toy_data()['val_annotations']}}})
     with self.assertRaisesRegex(ValueError, 'has 3 categories, but '
                                 'task.model.num_classes=41'):
-      testing_utils.build_task(params)
+      resolve.fill_derived(params)
+
+  def test_weights_are_resolved_with_the_config_and_the_task_reads_no_file(
+      self):
+    directory = self.get_temp_dir()
+    train = os.path.join(directory, 'train.json')
+    with open(testing_utils.shapes_lvis_data()['train_annotations']) as f:
+      ground_truth = json.load(f)
+    with open(train, 'w') as f:
+      json.dump(ground_truth, f)
+    params = _lvis_config(stage2_checkpoint=directory)
+    params.override({'task': {'class_balanced_loss': {
+        'annotation_file': train}}})
+    params.task.class_balanced_loss.resolved = False
+    params.task.losses.class_weights = []
+    resolve.fill_derived(params)
+    balanced = params.task.class_balanced_loss
+    self.assertTrue(balanced.resolved)
+    counts = class_balanced.annotation_counts(train)
+    self.assertEqual(params.task.losses.class_weights,
+                     class_balanced.class_weights(counts, balanced.type,
+                                                  balanced.beta))
+    # params.yaml holds the weights; the task built from it (as export
+    # builds one) needs the training JSON no more.
+    os.remove(train)
+    saved = os.path.join(directory, 'params.yaml')
+    hyperparams.save_params_dict_to_yaml(params, saved)
+    again = exp_factory.get_exp_config(_LVIS)
+    again = hyperparams.override_params_dict(again, saved, is_strict=True)
+    resolve.fill_derived(again)
+    again.validate()
+    task = testing_utils.build_task(again)
+    self.assertEqual(task.task_config.losses.class_weights,
+                     params.task.losses.class_weights)
+    # A config that skipped resolution is refused, not read from disk.
+    again.task.class_balanced_loss.resolved = False
+    again.task.losses.class_weights = []
+    with self.assertRaisesRegex(ValueError, "type='effective_number' becomes "
+                                'task.losses.class_weights when the config is '
+                                'resolved'):
+      testing_utils.build_task(again)
 
 
 def _values_by_path(model):

@@ -19,6 +19,7 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
+from backbone_reuse.configs import resolve
 from backbone_reuse.shapes import lvis_world as shapes_lvis
 from backbone_reuse.shapes import toy_coco
 
@@ -63,6 +64,7 @@ def tiny_config(experiment: str, backbone_strategy: str = 'scratch',
   }, is_strict=True)
   if task_overrides:
     params.override({'task': task_overrides}, is_strict=True)
+  resolve.fill_derived(params)  # As the parser does.
   params.validate()
   return params
 

@@ -84,6 +84,11 @@ class ClassBalancedLoss(hyperparams.Config):
   beta: float = 0.999  # effective_number only (Cui et al. 2019).
   # COCO/LVIS JSON of the training split: per-class annotation counts.
   annotation_file: str = ''
+  # Set when the config is resolved (configs/resolve.py fill_class_weights):
+  # the weights computed from `annotation_file` are then in
+  # task.losses.class_weights, so params.yaml holds what training used and
+  # building the task reads no file.
+  resolved: bool = False
 
   def validate(self):
     if self.type not in class_balanced.TYPES:
@@ -236,7 +241,8 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
             'TFRecords with masks (backbone_reuse.data.coco_tfrecord '
             '--include_masks).')
     if (self.class_balanced_loss.type != class_balanced.NONE
-        and self.losses.class_weights):
+        and self.losses.class_weights
+        and not self.class_balanced_loss.resolved):
       raise ValueError(
           'task.losses.class_weights and task.class_balanced_loss.type='
           f'{self.class_balanced_loss.type!r} both set class weights; '

@@ -17,6 +17,7 @@ from official.modeling import hyperparams
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
 from backbone_reuse.data import category_map
+from backbone_reuse.modeling import class_balanced
 
 
 @dataclasses.dataclass
@@ -86,8 +87,43 @@ def parse(flags_obj):
   a detector's `num_classes: 0` read from its annotations."""
   params = ExperimentParser(flags_obj).parse()
   schedule.check(params.trainer)
-  fill_num_classes(params)
+  fill_derived(params)
   return params
+
+
+def fill_derived(params) -> None:
+  """The values a detection config derives from its data files, filled in
+  once, when the config is resolved: the class count, then the class
+  weights (each recorded in params.yaml)."""
+  fill_num_classes(params)
+  fill_class_weights(params)
+
+
+def fill_class_weights(params) -> None:
+  """An R-CNN task's `task.class_balanced_loss` becomes Model Garden's
+  per-class `task.losses.class_weights`, from the annotation counts of its
+  training JSON (modeling/class_balanced.py), marked `resolved`."""
+  task = params.task
+  balanced = getattr(task, 'class_balanced_loss', None)
+  if (balanced is None or balanced.type == class_balanced.NONE
+      or balanced.resolved):
+    return
+  if task.losses.class_weights:
+    return  # Both set: validation refuses it, naming both.
+  if not balanced.annotation_file:
+    return  # Validation names the missing file.
+  counts = class_balanced.annotation_counts(balanced.annotation_file)
+  if len(counts) + 1 != task.model.num_classes:
+    raise ValueError(
+        f'task.class_balanced_loss.annotation_file='
+        f'{balanced.annotation_file!r} has {len(counts)} categories, but '
+        f'task.model.num_classes={task.model.num_classes} expects '
+        f'{task.model.num_classes - 1} (+ background).')
+  task.losses.class_weights = class_balanced.class_weights(
+      counts, balanced.type, balanced.beta)
+  balanced.resolved = True
+  logging.info('task.losses.class_weights: %s weights from %s.',
+               balanced.type, balanced.annotation_file)
 
 
 def fill_num_classes(params) -> None:

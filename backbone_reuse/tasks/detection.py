@@ -10,8 +10,9 @@ steps, COCO evaluation). What changes here:
     and export apply too: backbone_checkpoint.restore_detector);
   * R-CNN: repeat-factor sampling, Copy-Paste and TFDS `lvis` input
     (dataloaders/); R-CNN and RetinaNet: TFDS `coco` labels as COCO ids; a
-    class-balanced loss becomes Model Garden's per-class
-    `losses.class_weights`; stage 2 trains only the box classifiers;
+    class-balanced loss is Model Garden's per-class `losses.class_weights`
+    (filled in when the config is resolved); stage 2 trains only the box
+    classifiers;
   * LVIS: validation runs the LVIS API (evaluation/lvis_evaluator.py).
 """
 import contextlib
@@ -39,11 +40,13 @@ class _BackboneReuseTask:
 
   def __init__(self, params, logging_dir=None, name=None):
     params.validate()  # Refuse bad strategy settings before building.
-    super().__init__(self._resolve(params), logging_dir=logging_dir,
+    super().__init__(self._check_resolved(params), logging_dir=logging_dir,
                      name=name)
 
-  def _resolve(self, params):
-    """The task config with values derived from data filled in."""
+  def _check_resolved(self, params):
+    """`params`, once it is known that the values a config derives from
+    data files were filled in when it was resolved (configs/resolve.py):
+    building a task reads no file."""
     return params
 
   def _build_detector(self, input_specs, l2_regularizer, backbone):
@@ -85,20 +88,16 @@ class _BackboneReuseTask:
 class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
   """Faster / Mask / Cascade R-CNN with a backbone reuse strategy."""
 
-  def _resolve(self, params):
+  def _check_resolved(self, params):
     balanced = params.class_balanced_loss
-    if balanced.type == class_balanced.NONE:
-      return params
-    counts = class_balanced.annotation_counts(balanced.annotation_file)
-    if len(counts) + 1 != params.model.num_classes:
+    if balanced.type != class_balanced.NONE and not balanced.resolved:
       raise ValueError(
-          f'task.class_balanced_loss.annotation_file='
-          f'{balanced.annotation_file!r} has {len(counts)} categories, but '
-          f'task.model.num_classes={params.model.num_classes} expects '
-          f'{params.model.num_classes - 1} (+ background).')
-    weights = class_balanced.class_weights(counts, balanced.type,
-                                           balanced.beta)
-    return params.replace(losses={'class_weights': weights})
+          f'task.class_balanced_loss.type={balanced.type!r} becomes '
+          'task.losses.class_weights when the config is resolved '
+          '(backbone_reuse.configs.resolve: experiment_config, or '
+          'fill_derived on a config built otherwise); this one was not, '
+          'and building the task reads no annotation file.')
+    return params
 
   def build_inputs(self, params, input_context=None, dataset_fn=None):
     if maskrcnn_input.needed(params):  # Sampling, Copy-Paste, TFDS lvis.
