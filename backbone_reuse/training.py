@@ -3,8 +3,10 @@
 `run` is what `python -m backbone_reuse.train` and `python -m
 backbone_reuse.reproduce` do once the config is resolved and preflight has
 passed: the precision policy, the distribution strategy, our task, Model
-Garden's `train_lib.run_experiment`; then MODEL_DIR/resources.json (step
-time, peak memory) and MODEL_DIR/metrics.json (the last evaluation).
+Garden's trainer and `train_lib.run_experiment`, MODEL_DIR/parameters.json
+(counts of the model it trains) before training; then
+MODEL_DIR/resources.json (step time, peak memory) and MODEL_DIR/metrics.json
+(the last evaluation).
 `end_process` ends a finished run's process at once.
 """
 import json
@@ -22,6 +24,7 @@ import tf_keras
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
+from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
 from backbone_reuse.data import tfrecord_check
 
@@ -51,10 +54,18 @@ def run(params, model_dir: str, mode: str) -> dict:
   seed_globally(params)
   with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
+    # The trainer Model Garden's runner would build, built here so that the
+    # run records its model's parameter counts before it trains.
+    trainer = train_utils.create_trainer(
+        params, task, train='train' in mode, evaluate='eval' in mode,
+        checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
+            params, model_dir))
+  if 'train' in mode:
+    parameters.log_and_write(trainer.model, model_dir)
   try:
     train_lib.run_experiment(
         distribution_strategy=distribution, task=task, mode=mode,
-        params=params, model_dir=model_dir)
+        params=params, model_dir=model_dir, trainer=trainer)
   except tf.errors.DataLossError as error:
     # TensorFlow's message names no file; the patterns and the tool do.
     checks = '; '.join(

@@ -35,8 +35,10 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
         'learning_rate': {'type': 'constant',
                           'constant': {'learning_rate': 0.1}},
         'warmup': {'type': None}}}}, is_strict=True)
-    task = testing_utils.build_task(params, logging_dir=logging_dir)
+    task = testing_utils.build_task(params)
     model = task.build_model()
+    if logging_dir:
+      parameters.log_and_write(model, logging_dir)  # As the training run.
     task.initialize(model)
     return params, task, model
 

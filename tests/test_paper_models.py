@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 import testing_utils
+from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import resolve
 from backbone_reuse.modeling import decoders
 
@@ -28,8 +29,8 @@ class EfficientNetB7Test(tf.test.TestCase):
         root=str(testing_utils.REPO))
     self.assertTrue(params.task.train_data.parser.copy_paste.enabled)
     logging_dir = self.get_temp_dir()
-    model = task_factory.get_task(params.task,
-                                  logging_dir=logging_dir).build_model()
+    model = task_factory.get_task(params.task).build_model()
+    parameters.log_and_write(model, logging_dir)  # As the training run.
     self.assertIsInstance(model.decoder, decoders.BottleneckNASFPN)
     self.assertLen(model.detection_head, 3)  # Cascade: 3 box heads.
     with open(os.path.join(logging_dir, 'parameters.json')) as f:

@@ -1,4 +1,4 @@
-"""parameters.json is written when a model is built and matches a direct count."""
+"""parameters.json (written by the training run) matches a direct count."""
 import json
 import os
 
@@ -6,6 +6,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from backbone_reuse.analysis import parameters
 from backbone_reuse.tools import count_parameters
 import testing_utils
 
@@ -23,8 +24,8 @@ class ParametersTest(tf.test.TestCase, parameterized.TestCase):
   def test_written_and_equal_to_direct_count(self, experiment, strategy):
     params = testing_utils.tiny_config(experiment, strategy, '/unused/ckpt')
     model_dir = self.get_temp_dir()
-    model = testing_utils.build_task(params, logging_dir=model_dir
-                                     ).build_model()
+    model = testing_utils.build_task(params).build_model()
+    parameters.log_and_write(model, model_dir)  # What the training run does.
 
     with open(os.path.join(model_dir, 'parameters.json')) as f:
       written = json.load(f)

@@ -32,8 +32,10 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     params = testing_utils.tiny_config(_EXPERIMENT, 'partial', checkpoint,
                                        {'frozen_stages': frozen_stages,
                                         **model})
-    task = testing_utils.build_task(params, logging_dir=logging_dir)
+    task = testing_utils.build_task(params)
     model = task.build_model()
+    if logging_dir:
+      parameters.log_and_write(model, logging_dir)  # As the training run.
     task.initialize(model)
     return params, task, model
 

@@ -3,7 +3,8 @@
 Model Garden's tasks do everything else (inputs, losses, train/validation
 steps, COCO evaluation). What changes here:
   * `build_model` builds the backbone through `modeling.strategy` (the one
-    place deciding what trains) and writes MODEL_DIR/parameters.json;
+    place deciding what trains); building a task or a model reads and
+    writes no file (the training run writes parameters.json);
   * `initialize` restores the backbone from a classification checkpoint and
     fails listing every variable it could not restore (or, with
     init_checkpoint_modules 'all', a whole detector by the one rule preflight
@@ -23,7 +24,6 @@ from official.vision.tasks import maskrcnn
 from official.vision.tasks import retinanet
 import tf_keras
 
-from backbone_reuse.analysis import parameters
 from backbone_reuse.configs import detection as detection_config
 from backbone_reuse.configs import strategies
 from backbone_reuse.dataloaders import decoders
@@ -66,7 +66,6 @@ class _BackboneReuseTask:
                                        config.adapters,
                                        config.frozen_stages)
     model = self._build_detector(input_specs, l2_regularizer, backbone)
-    parameters.log_and_write(model, self.logging_dir)
     return model
 
   def initialize(self, model: tf_keras.Model):
