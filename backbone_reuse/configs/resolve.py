@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from absl import logging
 from official.core import train_utils
 from official.modeling import hyperparams
+import tensorflow as tf
 
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
@@ -112,6 +113,10 @@ def fill_class_weights(params) -> None:
     return  # Both set: validation refuses it, naming both.
   if not balanced.annotation_file:
     return  # Validation names the missing file.
+  if not tf.io.gfile.exists(balanced.annotation_file):
+    # Left unresolved: preflight names the file (a dry run can plan a row
+    # whose data is elsewhere), and building the task refuses it.
+    return
   counts = class_balanced.annotation_counts(balanced.annotation_file)
   if len(counts) + 1 != task.model.num_classes:
     raise ValueError(
