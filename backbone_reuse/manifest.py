@@ -11,9 +11,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from backbone_reuse import errors
+from backbone_reuse import package_data
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-MANIFEST = REPO / 'experiments' / 'paper_tables.yaml'
+# The checkout, or the installed package's copies (package_data.py).
+REPO = package_data.root()
+MANIFEST = REPO / package_data.MANIFEST
 STRATEGY_DIR = 'configs/strategies/'
 # A row's twin trains the backbone the other way: a frozen (or partly
 # frozen, or adapted) row's twin fine-tunes; a fine-tuned or from-scratch

@@ -101,7 +101,10 @@ class Plan:
   def command(self) -> str:
     argv = ['python', '-m', 'backbone_reuse.train',
             f'--experiment={self.experiment}']
-    argv += [f'--config_file={f}' for f in self.config_files]
+    # A path that does not resolve from here (another directory, an
+    # installed package) is printed from where the project's YAMLs are.
+    argv += [f'--config_file={f if os.path.isfile(f) else REPO / f}'
+             for f in self.config_files]
     if self.params_override:
       argv.append(f'--params_override={self.params_override}')
     argv += [f'--mode={self.mode}', f'--model_dir={self.model_dir}']

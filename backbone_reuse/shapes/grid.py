@@ -47,7 +47,6 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top
-import pathlib
 import platform
 import sys
 import time
@@ -61,6 +60,7 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse import errors
+from backbone_reuse import package_data
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
 from backbone_reuse.configs import strategies
@@ -74,8 +74,7 @@ from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-CONFIGS = REPO / 'configs'
+CONFIGS = package_data.root() / package_data.CONFIGS
 # The adapters cells' setting, chosen by the adapters study on its dev split.
 ADAPTERS_CHOICE = CONFIGS / 'shapes' / 'adapters.yaml'
 DETECTOR = 'shapes_fasterrcnn'
