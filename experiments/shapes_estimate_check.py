@@ -28,6 +28,7 @@ from absl import flags
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import estimate
 from backbone_reuse.shapes import experiments as shapes_experiments
+from backbone_reuse.shapes import design
 from backbone_reuse.shapes import grid
 from backbone_reuse.shapes import runs
 
@@ -48,7 +49,7 @@ def _records(report_dir: str, capacity: str) -> List[Dict[str, Dict]]:
   for seed in range(20):
     pair = {}
     for strategy in STRATEGIES:
-      name = grid.Run(capacity, strategy, 'large', seed).name
+      name = design.Run(capacity, strategy, 'large', seed).name
       path = os.path.join(report_dir, 'runs', f'{name}.json')
       if os.path.isfile(path):
         with open(path) as f:
@@ -71,7 +72,7 @@ def _measured(pairs: List[Dict[str, Dict]], strategy: str) -> Dict:
 
 
 def _estimated(capacity: str, strategy: str) -> Dict:
-  run = grid.Run(capacity, strategy, 'large', 0)
+  run = design.Run(capacity, strategy, 'large', 0)
   params = runs.Training(
       grid.DETECTOR, run.config_files(),
       {'task': {'init_checkpoint': 'estimated/only'}}).params()

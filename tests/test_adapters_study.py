@@ -6,8 +6,9 @@ import os
 import pytest
 import tensorflow as tf
 
+import testing_utils
 from backbone_reuse.shapes import adapters_study
-from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import design as shapes_design
 
 
 def _record(variant, seed, dev_ap, val_ap=None):
@@ -74,7 +75,7 @@ class AdaptersStudyTest(tf.test.TestCase):
 
   def _cell_and_variant(self, study, variant, chosen_adapters):
     cell = study.grid.training(
-        shapes_grid.Run('nasfpn_cascade', 'adapters', 'large', 3),
+        shapes_design.Run('nasfpn_cascade', 'adapters', 'large', 3),
         chosen_adapters=chosen_adapters).params().as_dict()
     ours = study.training(adapters_study.variant(variant),
                           3).params().as_dict()
@@ -93,7 +94,7 @@ class AdaptersStudyTest(tf.test.TestCase):
     # configs/shapes/adapters.yaml is the variant the committed study chose
     # on its dev split: the grid's adapters cell computes exactly what that
     # variant did, and nothing else.
-    with open(os.path.join(shapes_grid.REPO, 'experiments', 'shapes',
+    with open(os.path.join(testing_utils.REPO, 'experiments', 'shapes',
                            'adapters_study', 'summary.json')) as f:
       choice = json.load(f)['choice']
     self.assertIsNotNone(choice)

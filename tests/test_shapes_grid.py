@@ -13,8 +13,11 @@ import pytest
 import tensorflow as tf
 
 from backbone_reuse.shapes import claims as shapes_claims
+from backbone_reuse.shapes import design as shapes_design
 from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import figures as shapes_figures
 from backbone_reuse.shapes import report as shapes_report
+from backbone_reuse.shapes import tables as shapes_tables
 
 _FPN = 'Faster R-CNN FPN'
 _CASCADE = 'Cascade R-CNN NAS-FPN'
@@ -93,7 +96,7 @@ def _context():
 class ReportWriterTest(tf.test.TestCase):
 
   def test_table1_numbers(self):
-    lines = shapes_report.table1(_fixed_records(), 'box', 'AP').splitlines()
+    lines = shapes_tables.table1(_fixed_records(), 'box', 'AP').splitlines()
     self.assertIn(f'| {_FPN} | small | 10.0 | 15.0 | 12.0 | -3.0 |', lines)
     self.assertIn(f'| {_FPN} | large | 10.0 | 20.0 | 25.0 | +5.0 |', lines)
     # Three seeds: mean and range; the mean of the per-seed differences.
@@ -108,7 +111,7 @@ class ReportWriterTest(tf.test.TestCase):
     records = _fixed_records() + [
         _record('nasfpn_cascade', 'adapters', 'large', ap, {'a': 0.3},
                 seed=seed) for seed, ap in ((0, 0.3306), (1, 0.3406))]
-    lines = shapes_report.table1(records, 'box', 'AP').splitlines()
+    lines = shapes_tables.table1(records, 'box', 'AP').splitlines()
     self.assertIn(f'| {_CASCADE} | large | — | 30.0 (29.0–31.0, n=3) | '
                   '32.2 (31.0–33.5, n=3) | +2.2 | 33.6 (33.1–34.1, n=2) | '
                   '+0.8 |', lines)
@@ -117,7 +120,7 @@ class ReportWriterTest(tf.test.TestCase):
                   '\n'.join(shapes_report.findings(records)))
 
   def test_table3_numbers(self):
-    lines = shapes_report.table3(_fixed_records()).splitlines()
+    lines = shapes_tables.table3(_fixed_records()).splitlines()
     self.assertIn(f'| {_FPN} | finetune | 4.00 | 3.00 | 75.0 | 6.0 | 0.500 | '
                   '0.50 | 2.00 |', lines)
     # Medians over both upstreams: steps 0.4 and 0.5, RSS 1 and 2 GB.
@@ -126,7 +129,7 @@ class ReportWriterTest(tf.test.TestCase):
 
   def test_relative_per_class(self):
     records = _fixed_records()
-    curves = shapes_report.relative_per_class(
+    curves = shapes_figures.relative_per_class(
         {'freeze': [records[2]], 'scratch': [records[0]]}, [records[1]],
         {'a': 3, 'b': 40})
     self.assertAllClose(np.array(curves['freeze']), [[3, 20.0], [40, 0.0]])
@@ -185,7 +188,7 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertEqual(beats_finetune['paper_values'], {})
     self.assertEmpty([c for c in found if '1-1 frozen' in c])
     # Only rows whose cells all exist: partial1 has none, so no table row.
-    self.assertEqual(shapes_report.partial_table(records).splitlines()[2:],
+    self.assertEqual(shapes_tables.partial_table(records).splitlines()[2:],
                      [])
     for seed, ap in enumerate((0.30, 0.30, 0.30)):
       record = _record('nasfpn_cascade', 'partial', 'large', ap, {'a': 0.3},
@@ -193,14 +196,14 @@ class ReportWriterTest(tf.test.TestCase):
       record['run']['frozen_stages'] = 1
       records.append(record)
     self.assertEqual(
-        shapes_report.partial_table(records).splitlines(),
+        shapes_tables.partial_table(records).splitlines(),
         ['| detector | seeds | finetune | partial1 | partial3 | freeze |',
          '|---|---|---|---|---|---|',
          f'| {_CASCADE} | 0, 1, 2 | 30.0 (29.0–31.0, n=3) | '
          '30.0 (30.0–30.0, n=3) | 33.7 (32.5–35.5, n=3) | '
          '32.2 (31.0–33.5, n=3) |'])
     self.assertIn(f'| {_CASCADE} | partial3 |',
-                  shapes_report.table3(records))
+                  shapes_tables.table3(records))
 
   def test_learning_curves(self):
     records = _fixed_records()[1:3]
@@ -208,7 +211,7 @@ class ReportWriterTest(tf.test.TestCase):
                                                              0.35, 0.372])):
       record['curve'] = [{'step': step, 'box': {'AP': ap}}
                          for step, ap in zip((300, 550, 800, 1000), aps)]
-    lines = shapes_report.learning_curves(records).splitlines()
+    lines = shapes_tables.learning_curves(records).splitlines()
     self.assertEqual(lines[0], '| detector | strategy | step 300 | step 550 | '
                      'step 800 | step 1000 | last interval adds |')
     self.assertIn(f'| {_FPN} | finetune | 10.0 | 30.0 | 39.5 | 40.0 | +0.5 |',
@@ -257,12 +260,12 @@ class GridTest(tf.test.TestCase):
   def test_refuses_a_bad_cell(self):
     with self.assertRaisesRegex(ValueError, r"capacity='bifpn'; accepted: "
                                 r'fpn, nasfpn, nasfpn_cascade'):
-      shapes_grid.Run('bifpn', 'freeze', 'large')
+      shapes_design.Run('bifpn', 'freeze', 'large')
     with self.assertRaisesRegex(ValueError, 'scratch takes no upstream'):
-      shapes_grid.Run('fpn', 'scratch', 'large')
+      shapes_design.Run('fpn', 'scratch', 'large')
 
   def test_default_grid_seeds(self):
-    runs = shapes_grid.SCALES['default'].grid()
+    runs = shapes_design.SCALES['default'].grid()
     names = [r.name for r in runs]
     self.assertLen(set(names), len(names))
     seeds = {}
@@ -314,8 +317,8 @@ class GridTest(tf.test.TestCase):
   def test_a_partial_run_names_its_k_and_sets_it(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
-                                  shapes_grid.SCALES['default'], report_dir)
-    one, three = (shapes_grid.Run('nasfpn_cascade', 'partial', 'large', 2,
+                                  shapes_design.SCALES['default'], report_dir)
+    one, three = (shapes_design.Run('nasfpn_cascade', 'partial', 'large', 2,
                                   frozen_stages=k) for k in (1, 3))
     self.assertEqual(three.name, 'nasfpn_cascade_partial3_large_s2')
     task = grid.training(three).params().task
@@ -326,20 +329,20 @@ class GridTest(tf.test.TestCase):
                      grid.path(grid.upstream_name('large', 2)))
     self.assertNotEqual(grid.key(one), grid.key(three))
     # The other strategies keep frozen_stages unset.
-    freeze = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 2)
+    freeze = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 2)
     self.assertEqual(grid.training(freeze).params().task.frozen_stages, -1)
     with self.assertRaisesRegex(ValueError, 'partial with frozen_stages='
                                 'None: partial takes the number'):
-      shapes_grid.Run('fpn', 'partial', 'large')
+      shapes_design.Run('fpn', 'partial', 'large')
     with self.assertRaisesRegex(ValueError, 'freeze with frozen_stages=2'):
-      shapes_grid.Run('fpn', 'freeze', 'large', frozen_stages=2)
+      shapes_design.Run('fpn', 'freeze', 'large', frozen_stages=2)
 
   def test_a_long_run_has_its_own_name_steps_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
-                                  shapes_grid.SCALES['default'], report_dir)
-    short = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 3)
-    long = shapes_grid.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
+                                  shapes_design.SCALES['default'], report_dir)
+    short = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3)
+    long = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
     self.assertEqual(long.name, 'nasfpn_cascade_freeze_large_s3_3000steps')
     trainer = grid.training(long).params().trainer
     self.assertEqual(trainer.train_steps, 3000)
@@ -349,11 +352,11 @@ class GridTest(tf.test.TestCase):
     self.assertEqual(grid.training(short).params().trainer.train_steps, 1500)
     self.assertNotEqual(grid.key(short), grid.key(long))
     with self.assertRaisesRegex(ValueError, 'steps=0; accepted: a positive'):
-      shapes_grid.Run('fpn', 'freeze', 'large', 0, 0)
+      shapes_design.Run('fpn', 'freeze', 'large', 0, 0)
 
   def test_precision_is_part_of_every_name_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    scale = shapes_grid.SCALES['default']
+    scale = shapes_design.SCALES['default']
     float32 = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
     bfloat16 = shapes_grid.ShapesGrid(
         self.get_temp_dir(), dataclasses.replace(scale, precision='bfloat16'),
@@ -373,12 +376,12 @@ class GridTest(tf.test.TestCase):
       self.assertEqual(grid.upstream_training('large', 0).params()
                        .runtime.mixed_precision_dtype, dtype)
     with self.assertRaisesRegex(ValueError, "precision='fp16'; accepted"):
-      shapes_grid.Run('fpn', 'freeze', 'large', 0, precision='fp16')
+      shapes_design.Run('fpn', 'freeze', 'large', 0, precision='fp16')
 
   def test_detector_learning_rate_sets_the_schedule_and_the_identity(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    scale = shapes_grid.SCALES['default']
-    run = shapes_grid.Run('fpn', 'freeze', 'large', 0)
+    scale = shapes_design.SCALES['default']
+    run = shapes_design.Run('fpn', 'freeze', 'large', 0)
     default = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
     faster = shapes_grid.ShapesGrid(
         self.get_temp_dir(),
@@ -413,7 +416,7 @@ class GridTest(tf.test.TestCase):
   def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
     output_dir = os.path.join(self.get_temp_dir(), 'grid')
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    scale = shapes_grid.SCALES['quick']
+    scale = shapes_design.SCALES['quick']
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
       result = shapes_grid.ShapesGrid(output_dir, scale, report_dir,

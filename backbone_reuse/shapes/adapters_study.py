@@ -40,6 +40,7 @@ from backbone_reuse import errors
 from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import resources
 from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.shapes import design as shapes_design
 from backbone_reuse.shapes import grid as shapes_grid
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import runs
@@ -114,7 +115,7 @@ class AdaptersStudy:
   def __init__(self, output_dir: str, study_dir: str, grid_report_dir: str,
                quick: bool = False, seeds: Sequence[int] = DEFAULT_SEEDS,
                variants: Sequence[str] = tuple(_BY_NAME)):
-    scale = shapes_grid.SCALES['quick' if quick else 'default']
+    scale = shapes_design.SCALES['quick' if quick else 'default']
     self.grid = shapes_grid.ShapesGrid(output_dir, scale, grid_report_dir)
     self.study_dir = os.path.abspath(study_dir)
     self.seeds = tuple(seeds)
@@ -150,8 +151,8 @@ class AdaptersStudy:
     return None
 
   # -- runs -------------------------------------------------------------------
-  def run_of(self, v: Variant, seed: int) -> shapes_grid.Run:
-    return shapes_grid.Run(CAPACITY, v.strategy, 'large', seed,
+  def run_of(self, v: Variant, seed: int) -> shapes_design.Run:
+    return shapes_design.Run(CAPACITY, v.strategy, 'large', seed,
                            precision=self.grid.scale.precision)
 
   def training(self, v: Variant, seed: int) -> runs.Training:

@@ -8,23 +8,10 @@ r"""The paper's Table 1 (and Table 3, Figures 1 and 4) in miniature, on a CPU.
   python -m backbone_reuse.shapes.grid --report_only   # from the records
   python -m backbone_reuse.shapes.grid --quick   # tiny; what the tests run
 
-The grid (one Shapes world; the same schedule in every cell but the
-schedule-length study's):
-  capacity  fpn | nasfpn | nasfpn_cascade    box-only Faster / Cascade R-CNN
-                                             (configs/shapes/capacity/)
-  strategy  scratch | finetune | freeze      configs/strategies/
-            (+ adapters: the most capacity, large upstream; Table 7)
-            (+ partial, k = 1 | 3 frozen block groups: FPN and Cascade
-             R-CNN NAS-FPN, large upstream, seeds 0-2; an extension)
-  upstream  small | large                    Shapes classification sets
-  seed      as many as the claims need (GridScale: 8 for Cascade R-CNN
-            NAS-FPN finetune | freeze on the large upstream, 5 for NAS-FPN
-            and for the small-upstream and adapters Cascade cells, 3 for
-            FPN, 2 elsewhere)
-  schedule  the grid's, and 2x for Cascade R-CNN NAS-FPN finetune | freeze,
-            large | small upstream, 3 seeds (the paper's observation 1)
-A detector run with seed s starts from the upstream trained with seed s, so
-freeze and fine-tune runs pair by seed. Every training is
+Which runs the grid trains (capacities, strategies, upstreams, seeds,
+schedules) is shapes/design.py; this module trains them and writes the
+report (shapes/report.py). A detector run with seed s starts from the
+upstream trained with seed s, so freeze and fine-tune runs pair by seed. Every training is
 `python -m backbone_reuse.train` (shapes/runs.py) on committed YAMLs plus a
 per-run overrides.yaml.
 
@@ -50,7 +37,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import platform
 import sys
 import time
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Optional
 
 from absl import app
 from absl import flags
@@ -60,214 +47,40 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse import errors
-from backbone_reuse import package_data
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
-from backbone_reuse.configs import strategies
 from backbone_reuse.modeling import precision
-from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import demo
-from backbone_reuse.shapes import experiments
+from backbone_reuse.shapes import design
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import report
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
 
-CONFIGS = package_data.root() / package_data.CONFIGS
-# The adapters cells' setting, chosen by the adapters study on its dev split.
-ADAPTERS_CHOICE = CONFIGS / 'shapes' / 'adapters.yaml'
 DETECTOR = 'shapes_fasterrcnn'
 RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
 DATA = 'data'  # The record of the world's generation (its seconds).
 CURVE_POINTS = 4  # Evaluations of a --curve run: at each quarter.
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """One detector training of the grid."""
-  capacity: str
-  strategy: str
-  upstream: Optional[str] = None
-  seed: int = 0
-  # Detector steps when not the scale's (the schedule-length study).
-  steps: Optional[int] = None
-  precision: str = 'float32'  # Or 'bfloat16' (runtime.mixed_precision_dtype).
-  # task.frozen_stages of a 'partial' run (the stem and block groups 1..k
-  # frozen); None for every other strategy.
-  frozen_stages: Optional[int] = None
-
-  def __post_init__(self):
-    for field, value, accepted in (
-        ('capacity', self.capacity, experiments.CAPACITIES),
-        ('strategy', self.strategy, experiments.STRATEGIES)):
-      if value not in accepted:
-        raise ValueError(f'{field}={value!r}; accepted: {", ".join(accepted)}')
-    if (self.strategy == 'scratch') != (self.upstream is None):
-      raise ValueError(f'{self.strategy} with upstream={self.upstream!r}: '
-                       'scratch takes no upstream, the others one of '
-                       f'{", ".join(experiments.UPSTREAMS)}')
-    if self.upstream not in (None, *experiments.UPSTREAMS):
-      raise ValueError(f'upstream={self.upstream!r}; accepted: '
-                       f'{", ".join(experiments.UPSTREAMS)}')
-    if self.steps is not None and self.steps <= 0:
-      raise ValueError(f'steps={self.steps}; accepted: a positive number')
-    if self.precision not in _PRECISIONS:
-      raise ValueError(f'precision={self.precision!r}; accepted: '
-                       f'{", ".join(_PRECISIONS)}')
-    if (self.strategy == strategies.PARTIAL) != (
-        self.frozen_stages is not None):
-      raise ValueError(
-          f'{self.strategy} with frozen_stages={self.frozen_stages!r}: '
-          'partial takes the number of frozen block groups, the other '
-          'strategies none')
-
-  @property
-  def strategy_label(self) -> str:
-    """The strategy as the grid's cells name it: 'partial3' for partial
-    freezing with k = 3, else the strategy."""
-    return claims.strategy_label(dataclasses.asdict(self))
-
-  @property
-  def name(self) -> str:
-    # float32 runs keep the names (and records) they had before precision
-    # was a choice; bfloat16 runs never share a name with them.
-    parts = [self.capacity, self.strategy_label, self.upstream,
-             f's{self.seed}',
-             f'{self.steps}steps' if self.steps else None,
-             _precision_suffix(self.precision)]
-    return '_'.join(p for p in parts if p)
-
-  def config_files(self, chosen_adapters: bool = True) -> Tuple[str, ...]:
-    """The committed YAMLs of the run. An adapters cell adds the setting
-    the adapters study chose on its dev split (ADAPTERS_CHOICE) unless
-    `chosen_adapters` is False (the study's reference: the strategy's own
-    defaults)."""
-    files = (str(CONFIGS / 'shapes' / 'capacity' / f'{self.capacity}.yaml'),
-             str(CONFIGS / 'strategies' / f'{self.strategy}.yaml'))
-    if self.strategy == 'adapters' and chosen_adapters:
-      files += (str(ADAPTERS_CHOICE),)
-    return files
 
 
-_PRECISIONS = ('float32', 'bfloat16')
 
 
-def _precision_suffix(precision: str) -> Optional[str]:
-  return None if precision == 'float32' else precision
 
 
-def _seeds(*ranges) -> Tuple[int, ...]:
-  return tuple(seed for r in ranges for seed in r)
 
 
-@dataclasses.dataclass(frozen=True)
-class GridScale:
-  """Data sizes, schedules and which runs."""
-  upstream_small: int
-  upstream_large: int
-  upstream_val: int
-  detection_train: int
-  detection_val: int
-  upstream_steps: int
-  detector_steps: int
-  steps_per_loop: int
-  # Peak of the detectors' cosine schedule (warm-up from a tenth of it);
-  # None: the experiment's own (shapes_fasterrcnn: 0.08).
-  detector_learning_rate: Optional[float] = None
-  capacities: Tuple[str, ...] = experiments.CAPACITIES
-  # The seeds of each cell. Seed s of a detector starts from the upstream
-  # trained with seed s, so cells pair by seed. The counts follow what each
-  # claim needs (report.CLAIMS; seeds_needed in the report); seeds 0-2 are
-  # the first grid's, later ones skip 2 where that upstream is not needed.
-  large_seeds: Mapping[str, Tuple[int, ...]] = dataclasses.field(
-      default_factory=lambda: {'fpn': _seeds(range(3)),
-                               'nasfpn': _seeds(range(5)),
-                               'nasfpn_cascade': _seeds(range(8))})
-  small_seeds: Mapping[str, Tuple[int, ...]] = dataclasses.field(
-      default_factory=lambda: {'fpn': (0, 1), 'nasfpn': (0, 1),
-                               'nasfpn_cascade': _seeds((0, 1), range(3, 6))})
-  scratch_seeds: Tuple[int, ...] = (0, 1)
-  adapters_seeds: Tuple[int, ...] = _seeds((0, 1), range(3, 6))
-  # The schedule-length study (the paper's observation 1, Table 2): Cascade
-  # R-CNN NAS-FPN, finetune | freeze, large | small upstream, at
-  # `long_steps` as well as at `detector_steps`. None: not run.
-  long_steps: Optional[int] = 3000
-  long_seeds: Tuple[int, ...] = _seeds(range(3, 6))
-  # Partial freezing (an extension; mmdetection's frozen_stages): the stem
-  # and block groups 1..k frozen, k in `partial_stages` (why these: claims.py),
-  # on `partial_capacities` with the large upstream, seeds `partial_seeds`,
-  # paired with the finetune and freeze cells of those seeds.
-  partial_stages: Tuple[int, ...] = claims.PARTIAL_STAGES
-  partial_capacities: Tuple[str, ...] = claims.PARTIAL_CAPACITIES
-  partial_seeds: Tuple[int, ...] = _seeds(range(3))
-  # What every run computes in (upstreams too): part of each run's name and
-  # key, so float32 and bfloat16 records never mix.
-  precision: str = 'float32'
-
-  def grid(self) -> List[Run]:
-    """Every run, in the order they train: by seed, so that the runs that
-    start from one upstream checkpoint train one after another (on one
-    machine, from the same checkpoint: a retrained upstream is not
-    bit-identical); the adapters cells last (their setting is chosen on
-    the dev split)."""
-    found = []
-    for capacity in self.capacities:
-      for upstream, seeds in (('large', self.large_seeds),
-                              ('small', self.small_seeds)):
-        found += [Run(capacity, strategy, upstream, seed)
-                  for seed in seeds.get(capacity, ())
-                  for strategy in ('finetune', 'freeze')]
-      found += [Run(capacity, 'scratch', None, seed)
-                for seed in self.scratch_seeds]
-    if 'nasfpn_cascade' in self.capacities:
-      if self.long_steps and self.long_steps != self.detector_steps:
-        found += [Run('nasfpn_cascade', strategy, upstream, seed,
-                      self.long_steps)
-                  for upstream in experiments.UPSTREAMS
-                  for seed in self.long_seeds
-                  for strategy in ('finetune', 'freeze')]
-      found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
-                for seed in self.adapters_seeds]
-    found += [Run(capacity, strategies.PARTIAL, 'large', seed,
-                  frozen_stages=k)
-              for capacity in self.partial_capacities
-              if capacity in self.capacities
-              for seed in self.partial_seeds for k in self.partial_stages]
-    upstreams = {'large': 0, 'small': 1, None: 2}
-    # The cells added after the first grid train after it, in the order
-    # they were added.
-    later = {'adapters': 1, strategies.PARTIAL: 2}
-    found = [dataclasses.replace(r, precision=self.precision) for r in found]
-    return sorted(found, key=lambda r: (later.get(r.strategy, 0), r.seed,
-                                        upstreams[r.upstream],
-                                        r.steps or 0))
-
-  def curve(self) -> List[Run]:
-    return [Run(capacity, strategy, 'large', 0, precision=self.precision)
-            for capacity in self.capacities
-            for strategy in ('finetune', 'freeze')]
 
 
-SCALES = {
-    'default': GridScale(upstream_small=1000, upstream_large=10000,
-                         upstream_val=1000, detection_train=800,
-                         detection_val=200, upstream_steps=1600,
-                         detector_steps=1500, steps_per_loop=50),
-    'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
-                       detection_train=40, detection_val=40,
-                       upstream_steps=4, detector_steps=8, steps_per_loop=2,
-                       capacities=('fpn',), large_seeds={'fpn': (0, 1)},
-                       small_seeds={}, scratch_seeds=(), adapters_seeds=(),
-                       long_steps=None, long_seeds=(), partial_seeds=()),
-}
 
 
 class ShapesGrid:
   """Runs the grid's stages under `output_dir`; records and report go to
   `report_dir`."""
 
-  def __init__(self, output_dir: str, scale: GridScale, report_dir: str,
+  def __init__(self, output_dir: str, scale: design.GridScale, report_dir: str,
                command: str = '', precision_reason: str = ''):
     self.root = os.path.abspath(output_dir)
     self.scale = scale
@@ -314,7 +127,7 @@ class ShapesGrid:
 
   # -- upstream ---------------------------------------------------------------
   def upstream_name(self, upstream: str, seed: int) -> str:
-    suffix = _precision_suffix(self.scale.precision)
+    suffix = design.precision_suffix(self.scale.precision)
     return f'upstream_{upstream}_s{seed}' + (f'_{suffix}' if suffix else '')
 
   def upstream_training(self, upstream: str, seed: int) -> runs.Training:
@@ -363,7 +176,7 @@ class ShapesGrid:
     return marker
 
   # -- detector runs ----------------------------------------------------------
-  def training(self, run: Run, curve: bool = False,
+  def training(self, run: design.Run, curve: bool = False,
                chosen_adapters: bool = True) -> runs.Training:
     detection = os.path.join(self.data, 'detection')
     steps = run.steps or self.scale.detector_steps
@@ -395,13 +208,13 @@ class ShapesGrid:
                           'runtime': {'mixed_precision_dtype': run.precision}},
                          seed=run.seed)
 
-  def key(self, run: Run) -> str:
+  def key(self, run: design.Run) -> str:
     upstream = (self.upstream_key(run.upstream, run.seed) if run.upstream
                 else None)
     return runs.config_key(without_checkpointing(self.training(run).params()),
                            upstream, self.data_identity)
 
-  def train_and_evaluate(self, run: Run, curve: bool) -> Dict:
+  def train_and_evaluate(self, run: design.Run, curve: bool) -> Dict:
     model_dir = self.path('runs', run.name)
     training = self.training(run, curve)
     runs.train(training, model_dir, 'train', run.name)
@@ -433,7 +246,7 @@ class ShapesGrid:
             'flops_per_step': self.flops(run),
             'batch_size': params.task.train_data.global_batch_size}}
 
-  def flops(self, run: Run) -> Dict[str, int]:
+  def flops(self, run: design.Run) -> Dict[str, int]:
     """Training FLOPs per step. They depend on the model, what it trains
     and the batch shape only, so each is counted once and cached under a
     key of those (a changed model config is counted anew)."""
@@ -455,7 +268,7 @@ class ShapesGrid:
       json.dump(count, f)
     return count
 
-  def detector(self, run: Run, label: str, curve: bool,
+  def detector(self, run: design.Run, label: str, curve: bool,
                data_redone: bool) -> Dict:
     """One run's record: committed, or trained now (and committed)."""
     key = self.key(run)
@@ -588,7 +401,7 @@ def _machine() -> Dict:
 
 def main(_):
   logging.set_verbosity(logging.WARNING)  # Each run's details: its train.log.
-  scale = SCALES['quick' if FLAGS.quick else 'default']
+  scale = design.SCALES['quick' if FLAGS.quick else 'default']
   changes = {'detector_learning_rate': FLAGS.detector_learning_rate,
              'detector_steps': FLAGS.detector_steps}
   for name, value in changes.items():

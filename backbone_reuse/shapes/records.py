@@ -6,11 +6,18 @@ import os
 from typing import Dict, Optional
 
 
-def write_json(path: str, value) -> None:
-  """Writes `value` to `path` atomically (a reader never sees half)."""
+def write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` atomically (a reader never sees half): the one
+  writer of the grid's records, stage markers and report files."""
   with open(path + '.tmp', 'w') as f:
-    json.dump(value, f, indent=1, sort_keys=True)
+    f.write(text)
   os.replace(path + '.tmp', path)
+
+
+def write_json(path: str, value, indent: int = 1,
+               sort_keys: bool = True) -> None:
+  """`value` as JSON, atomically (write_text)."""
+  write_text(path, json.dumps(value, indent=indent, sort_keys=sort_keys))
 
 
 class RecordStore:

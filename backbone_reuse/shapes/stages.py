@@ -15,6 +15,8 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
+from backbone_reuse.shapes import records
+
 MARKER = 'stage.json'
 IDENTITY = 'identity.txt'  # Written when the stage starts.
 
@@ -80,9 +82,7 @@ def run_stage(directory: str, name: str, title: str, work: Callable[[], Dict],
     start = time.time()
     marker = work()
   marker['seconds'] = time.time() - start
-  with open(marker_path + '.tmp', 'w') as f:
-    json.dump(marker, f, indent=2)
-  os.replace(marker_path + '.tmp', marker_path)
+  records.write_json(marker_path, marker, indent=2, sort_keys=False)
   print(f'[{name}] finished in {marker["seconds"]:.0f}s.', flush=True)
   return marker
 
