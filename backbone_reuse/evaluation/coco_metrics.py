@@ -12,12 +12,12 @@ import numpy as np
 from pycocotools import coco
 from pycocotools import cocoeval
 
-from backbone_reuse.evaluation import stratified
+from backbone_reuse.evaluation import frequency
 
 _SUMMARY = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 _AREAS = ('small', 'medium', 'large')
 # APr / APc / APf over the categories of each frequency group.
-GROUPS = {group: f'AP{group}' for group in stratified.GROUPS}
+GROUPS = {group: f'AP{group}' for group in frequency.GROUPS}
 
 
 def evaluate(ground_truth: coco.COCO, detections: List[Dict],

@@ -17,7 +17,7 @@ import sys
 import time
 
 from backbone_reuse import errors
-from backbone_reuse.evaluation import stratified
+from backbone_reuse.evaluation import frequency
 
 DATASETS = ('coco', 'lvis')
 IOU_TYPES = ('bbox', 'segm')
@@ -55,11 +55,11 @@ def check_ground_truth(ground_truth, dataset: str, path: str) -> None:
             f'"{key}" list; --dataset=lvis needs LVIS-format ground truth '
             f'(use --dataset=coco for COCO files).')
   for category in ground_truth['categories']:
-    if category.get('frequency') not in stratified.GROUPS:
+    if category.get('frequency') not in frequency.GROUPS:
       raise BadInput(
           f'--annotation_file={path!r}: category {category.get("id")!r} has '
           f'frequency={category.get("frequency")!r}; accepted: '
-          + ', '.join(f'"{g}"' for g in stratified.GROUPS) + '.')
+          + ', '.join(f'"{g}"' for g in frequency.GROUPS) + '.')
 
 
 def _is_int(value) -> bool:

@@ -11,9 +11,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from backbone_reuse.data import category_map
+from backbone_reuse.evaluation import frequency
 
 AREAS = ('small', 'medium', 'large')
-GROUPS = ('r', 'c', 'f')
+GROUPS = frequency.GROUPS
 # Smoothing width in log10(training annotations): the paper smooths LVIS
 # (1 to ~50,000 annotations per class) with sigma = 1000 annotations; a
 # log-space width works for any range, including the Shapes world's ~1-1,000.
