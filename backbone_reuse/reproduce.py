@@ -274,6 +274,10 @@ def main(_):
   except BadInput as error:
     errors.report_bad_input(error)
   print(entry_plan.command(), flush=True)
+  # Before preflight touches TensorFlow's runtime (training.py says why); a
+  # dry run trains nothing and needs none (nor a TPU).
+  distribution = (None if values.dry_run
+                  else training.distribution_strategy(entry_plan.params))
   problems, seconds = problems_before_training(entries, entry_plan)
   if values.dry_run:
     print(dry_run(entry_plan, problems, seconds))
@@ -282,7 +286,8 @@ def main(_):
     for problem in problems:
       print(f'error: {problem}', file=sys.stderr)
     sys.exit(preflight.EXIT_CODE)
-  training.run(entry_plan.params, values.model_dir, entry_plan.mode)
+  training.run(entry_plan.params, values.model_dir, entry_plan.mode,
+               distribution)
   training.end_process()  # Without the wait of a tf.data iterator's teardown.
 
 

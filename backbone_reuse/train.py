@@ -54,9 +54,11 @@ def main(_):
     # line, before anything is built.
     print(f'error: {errors.one_line(error)}', file=sys.stderr)
     sys.exit(preflight.EXIT_CODE)
+  # Before preflight touches TensorFlow's runtime (training.py says why).
+  distribution = training.distribution_strategy(params)
   if FLAGS.preflight:
     preflight_or_exit(params, FLAGS.model_dir, FLAGS.mode)
-  training.run(params, FLAGS.model_dir, FLAGS.mode)
+  training.run(params, FLAGS.model_dir, FLAGS.mode, distribution)
   train_utils.save_gin_config(FLAGS.mode, FLAGS.model_dir)
   logging.info('Run finished; everything is written to %s.', FLAGS.model_dir)
   training.end_process()

@@ -12,6 +12,7 @@ MODEL_DIR/resources.json (step time, peak memory) and MODEL_DIR/metrics.json
 import json
 import os
 import sys
+from typing import Optional
 
 from absl import logging
 from official.common import distribute_utils
@@ -39,18 +40,32 @@ def seed_globally(params) -> None:
     tf_keras.utils.set_random_seed(params.task.train_data.seed)
 
 
-def run(params, model_dir: str, mode: str) -> dict:
-  """Runs `mode` for validated `params`; returns the last evaluation's metrics
-  (also written to MODEL_DIR/metrics.json with their step)."""
-  if 'train' in mode:
-    train_utils.serialize_config(params, model_dir)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-  distribution = distribute_utils.get_distribution_strategy(
+def distribution_strategy(params) -> tf.distribute.Strategy:
+  """The run's distribution strategy (`runtime.*`, Model Garden's builder).
+
+  A command line creates it first, before preflight reads records or builds
+  a model: a multi-worker strategy configures TensorFlow's collective ops,
+  which TensorFlow allows only before its runtime starts ("Collective ops
+  must be configured at program startup"; tests/test_multi_worker.py).
+  """
+  return distribute_utils.get_distribution_strategy(
       distribution_strategy=params.runtime.distribution_strategy,
       all_reduce_alg=params.runtime.all_reduce_alg,
       num_gpus=params.runtime.num_gpus,
       tpu_address=params.runtime.tpu)
+
+
+def run(params, model_dir: str, mode: str,
+        distribution: Optional[tf.distribute.Strategy] = None) -> dict:
+  """Runs `mode` for validated `params`; returns the last evaluation's metrics
+  (also written to MODEL_DIR/metrics.json with their step). `distribution`:
+  the strategy the caller created first (default: created here)."""
+  if 'train' in mode:
+    train_utils.serialize_config(params, model_dir)
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  if distribution is None:
+    distribution = distribution_strategy(params)
   seed_globally(params)
   with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)

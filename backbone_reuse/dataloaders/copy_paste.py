@@ -29,7 +29,9 @@ from typing import Callable, Dict, Tuple
 from official.vision.ops import preprocess_ops
 import tensorflow as tf
 
-_MEAN_RGB = tf.constant(preprocess_ops.MEAN_RGB, tf.float32)
+# A Python sequence, not a tensor: a tensor made at import starts TensorFlow's
+# runtime, after which a multi-worker strategy can no longer be created.
+_MEAN_RGB = tuple(float(v) for v in preprocess_ops.MEAN_RGB)
 
 
 @dataclasses.dataclass(frozen=True)
