@@ -15,6 +15,21 @@ _EXPERIMENT = 'backbone_reuse_fasterrcnn_coco'
 _STEPS = 3
 
 
+def _assert_base_restored(test, model, classifier):
+  """Every base (non-adapter) variable of the model's backbone has the plain
+  backbone's checkpoint path and the classifier's value."""
+  adapter_ids = {id(v) for v in adapters.adapter_variables(model.backbone)}
+  ours = {path: v for key, (path, v) in
+          backbone_checkpoint.variables_by_path(model.backbone).items()
+          if key not in adapter_ids}
+  theirs = {path: v for path, v in
+            backbone_checkpoint.variables_by_path(
+                classifier.backbone).values()}
+  test.assertEqual(set(ours), set(theirs))
+  for path, variable in ours.items():
+    test.assertAllEqual(variable.numpy(), theirs[path].numpy(), msg=path)
+
+
 class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
 
   def _checkpoint(self):
@@ -202,17 +217,8 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
   def test_classification_checkpoint_restores_every_base_variable(self):
     checkpoint, classifier = self._checkpoint()
     _, _, model = self._model('adapters', checkpoint)
-    adapter_ids = {id(v) for v in adapters.adapter_variables(model.backbone)}
     # Base variables keep the plain backbone's checkpoint paths.
-    ours = {path: v for key, (path, v) in
-            backbone_checkpoint.variables_by_path(model.backbone).items()
-            if key not in adapter_ids}
-    theirs = {path: v for path, v in
-              backbone_checkpoint.variables_by_path(
-                  classifier.backbone).values()}
-    self.assertEqual(set(ours), set(theirs))
-    for path, variable in ours.items():
-      self.assertAllEqual(variable.numpy(), theirs[path].numpy(), msg=path)
+    _assert_base_restored(self, model, classifier)
 
   def test_missing_base_variable_fails(self):
     other = testing_utils.tiny_config(_EXPERIMENT)
@@ -307,16 +313,7 @@ class EfficientNetAdaptersTest(tf.test.TestCase, parameterized.TestCase):
       self.assertEqual(kernel.shape[-1], block._conv2.filters)  # pylint: disable=protected-access
     # Every base variable keeps the plain EfficientNet's checkpoint path and
     # is restored from the classification checkpoint.
-    adapter_ids = {id(v) for v in adapters.adapter_variables(model.backbone)}
-    ours = {path: v for key, (path, v) in
-            backbone_checkpoint.variables_by_path(model.backbone).items()
-            if key not in adapter_ids}
-    theirs = {path: v for path, v in
-              backbone_checkpoint.variables_by_path(
-                  classifier.backbone).values()}
-    self.assertEqual(set(ours), set(theirs))
-    for path, variable in ours.items():
-      self.assertAllEqual(variable.numpy(), theirs[path].numpy(), msg=path)
+    _assert_base_restored(self, model, classifier)
     # Only adapter weights train in the backbone.
     self.assertEqual({v.ref() for v in model.backbone.trainable_weights},
                      {v.ref() for v in adapters.adapter_variables(

@@ -46,6 +46,18 @@ def _imports(path: pathlib.Path):
   return {i for i in found if i.startswith('backbone_reuse')}
 
 
+def _loaded_after(*modules):
+  """The backbone_reuse modules a fresh interpreter holds after importing
+  `modules`."""
+  code = ''.join(f'import {m}\n' for m in modules) + (
+      'import sys\nprint("\\n".join(m for m in sys.modules '
+      'if m.startswith("backbone_reuse.")))')
+  result = subprocess.run([sys.executable, '-c', code],
+                          cwd=testing_utils.REPO, capture_output=True,
+                          text=True, check=True)
+  return set(result.stdout.split())
+
+
 def _within(name: str, package: str) -> bool:
   return name == package or name.startswith(package + '.')
 
@@ -53,16 +65,9 @@ def _within(name: str, package: str) -> bool:
 class LayersTest(tf.test.TestCase):
 
   def test_configs_load_no_model_task_or_shapes_module(self):
-    code = ('import sys\n'
-            'import backbone_reuse.configs.detection\n'
-            'import backbone_reuse.configs.strategies\n'
-            'import backbone_reuse.configs.schedule\n'
-            'print("\\n".join(m for m in sys.modules '
-            'if m.startswith("backbone_reuse.")))')
-    result = subprocess.run([sys.executable, '-c', code],
-                            cwd=testing_utils.REPO, capture_output=True,
-                            text=True, check=True)
-    loaded = set(result.stdout.split())
+    loaded = _loaded_after('backbone_reuse.configs.detection',
+                           'backbone_reuse.configs.strategies',
+                           'backbone_reuse.configs.schedule')
     self.assertIn('backbone_reuse.configs.detection', loaded)
     bad = sorted(m for m in loaded
                  if (_within(m, 'backbone_reuse.modeling')
@@ -72,14 +77,7 @@ class LayersTest(tf.test.TestCase):
 
   def test_resolve_loads_no_registry_task_or_shapes_module(self):
     # Callers import the registry; the config resolver does not.
-    code = ('import sys\n'
-            'import backbone_reuse.configs.resolve\n'
-            'print("\\n".join(m for m in sys.modules '
-            'if m.startswith("backbone_reuse.")))')
-    result = subprocess.run([sys.executable, '-c', code],
-                            cwd=testing_utils.REPO, capture_output=True,
-                            text=True, check=True)
-    loaded = set(result.stdout.split())
+    loaded = _loaded_after('backbone_reuse.configs.resolve')
     self.assertIn('backbone_reuse.configs.resolve', loaded)
     bad = sorted(m for m in loaded
                  if m == 'backbone_reuse.registry_imports'

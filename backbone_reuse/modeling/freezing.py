@@ -40,25 +40,36 @@ def resnet_stages(backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]
   the stem, then each group's blocks followed by a linear activation named
   block_group_l{level}, which closes the group.
   """
-  stages, current = [], []
-  for layer in backbone.layers:
-    if isinstance(layer, tf_keras.layers.InputLayer):
-      continue
-    if _GROUP_END.match(layer.name):
-      if not stages:  # The stem is what came before the first block.
-        blocks = [l for l in current if not _is_stem(l)]
-        stages.append([l for l in current if l not in blocks])
-        current = blocks
-      stages.append(current)
-      current = []
-      continue
-    current.append(layer)
+  stages, current = _split_groups(
+      backbone, lambda layer, _: bool(_GROUP_END.match(layer.name)),
+      lambda layer: not _is_stem(layer))
   if len(stages) != len(strategies.RESNET_LEVELS) + 1 or current:
     raise ValueError(f'{backbone.name}: expected a stem and '
                      f'{len(strategies.RESNET_LEVELS)} block groups closed by '
                      'block_group_l{level} layers (Model Garden\'s ResNet); '
                      f'found {len(stages) - 1} groups.')
   return stages
+
+
+def _split_groups(backbone, closes, is_block):
+  """(stages, the layers after the last group) of a functional backbone
+  whose layers come in order: the stem, then each group's blocks followed by
+  a layer that `closes(layer, the group so far)` the group. The stem is what
+  came before the first block (`is_block`)."""
+  stages, current = [], []
+  for layer in backbone.layers:
+    if isinstance(layer, tf_keras.layers.InputLayer):
+      continue
+    if closes(layer, current):
+      if not stages:
+        blocks = [l for l in current if is_block(l)]
+        stages.append([l for l in current if l not in blocks])
+        current = blocks
+      stages.append(current)
+      current = []
+      continue
+    current.append(layer)
+  return stages, current
 
 
 def efficientnet_stages(
@@ -71,21 +82,12 @@ def efficientnet_stages(
   tf.identity that closes the group, then the final conv. That conv feeds
   only what comes after the last group, so it goes with it.
   """
-  stages, current = [], []
-  for layer in backbone.layers:
-    if isinstance(layer, tf_keras.layers.InputLayer):
-      continue
-    if (layer.name.startswith('tf.identity') and current
-        and isinstance(current[-1], nn_blocks.InvertedBottleneckBlock)):
-      if not stages:
-        blocks = [l for l in current
-                  if isinstance(l, nn_blocks.InvertedBottleneckBlock)]
-        stages.append([l for l in current if l not in blocks])
-        current = blocks
-      stages.append(current)
-      current = []
-      continue
-    current.append(layer)
+  def is_block(layer):
+    return isinstance(layer, nn_blocks.InvertedBottleneckBlock)
+  stages, current = _split_groups(
+      backbone, lambda layer, current: (layer.name.startswith('tf.identity')
+                                        and current and is_block(current[-1])),
+      is_block)
   groups = strategies.EFFICIENTNET_GROUPS
   if len(stages) != groups + 1:
     raise ValueError(f'{backbone.name}: expected a stem and {groups} block '
