@@ -186,7 +186,7 @@ class ReportWriterTest(tf.test.TestCase):
                            'large upstream)']
     self.assertAllClose(beats_finetune['differences'], [3.0, 4.5, 3.5])
     self.assertEqual(beats_finetune['paper_values'], {})
-    self.assertEmpty([c for c in found if '1-1 frozen' in c])
+    self.assertEmpty([c for c in found if 'block group 1 frozen' in c])
     # Only rows whose cells all exist: partial1 has none, so no table row.
     self.assertEqual(shapes_tables.partial_table(records).splitlines()[2:],
                      [])

@@ -256,8 +256,9 @@ PARTIAL_STAGES = (1, 3)
 PARTIAL_CAPACITIES = ('nasfpn_cascade', 'fpn')
 _TITLES = {'fpn': 'FPN', 'nasfpn_cascade': 'Cascade R-CNN NAS-FPN'}
 CLAIMS += tuple(
-    {'claim': f'Partial freezing (the stem and block groups 1-{k} frozen) '
-              f'beats {title} ({_TITLES[capacity]}, large upstream)',
+    {'claim': f'Partial freezing (the stem and '
+              f'{"block group 1" if k == 1 else f"block groups 1-{k}"} '
+              f'frozen) beats {title} ({_TITLES[capacity]}, large upstream)',
      'terms': [(+1, capacity, f'partial{k}', 'large', 'AP'),
                (-1, capacity, reference, 'large', 'AP')],
      'sign': +1,
