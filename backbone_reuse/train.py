@@ -12,7 +12,9 @@ written to MODEL_DIR/params.yaml. Before the model is built, preflight.py
 checks inputs, annotation files, the checkpoint and the model dir
 (--nopreflight skips it). Evaluation metrics of the last evaluation go
 to MODEL_DIR/metrics.json; parameter counts to MODEL_DIR/parameters.json;
-step time and peak memory of training to MODEL_DIR/resources.json.
+step time and peak memory of training to MODEL_DIR/resources.json. In a
+multi-worker run every worker gets the same (shared) --model_dir; only the
+chief writes these files.
 Once all of it is written the process ends at once (training.end_process).
 The run itself: backbone_reuse/training.py (shared with reproduce).
 """
@@ -59,7 +61,8 @@ def main(_):
   if FLAGS.preflight:
     preflight_or_exit(params, FLAGS.model_dir, FLAGS.mode)
   training.run(params, FLAGS.model_dir, FLAGS.mode, distribution)
-  train_utils.save_gin_config(FLAGS.mode, FLAGS.model_dir)
+  if training.is_chief(distribution):
+    train_utils.save_gin_config(FLAGS.mode, FLAGS.model_dir)
   logging.info('Run finished; everything is written to %s.', FLAGS.model_dir)
   training.end_process()
 

@@ -3,10 +3,14 @@
 `run` is what `python -m backbone_reuse.train` and `python -m
 backbone_reuse.reproduce` do once the config is resolved and preflight has
 passed: the precision policy, the distribution strategy, our task, Model
-Garden's trainer and `train_lib.run_experiment`, MODEL_DIR/parameters.json
+Garden's trainer and its runner (`train_lib.OrbitExperimentRunner`, what
+`run_experiment` runs), MODEL_DIR/parameters.json
 (counts of the model it trains) before training; then
 MODEL_DIR/resources.json (step time, peak memory) and MODEL_DIR/metrics.json
 (the last evaluation).
+Only the chief writes the model dir's files (params.yaml and the three
+above); a non-chief worker of a multi-worker run resumes from the chief's
+checkpoint there (`_Runner`).
 `end_process` ends a finished run's process at once.
 """
 import json
@@ -55,17 +59,59 @@ def distribution_strategy(params) -> tf.distribute.Strategy:
       tpu_address=params.runtime.tpu)
 
 
+def is_chief(distribution: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's files: a single process, or the
+  chief of a multi-worker run (the worker that checkpoints to the model
+  dir; the others checkpoint to temporary directories)."""
+  return distribution.extended.should_checkpoint
+
+
+class _Runner(train_lib.OrbitExperimentRunner):
+  """Model Garden's runner, with a non-chief worker that resumes.
+
+  Model Garden's non-chief worker checkpoints to a fresh temporary directory
+  (every worker must take part in a save), so on a second invocation it finds
+  no checkpoint there and initialises from task.init_checkpoint at step 0
+  while the chief restores its last step; the workers then disagree on the
+  step and the run fails in a collective. Here a non-chief worker with no
+  checkpoint of its own restores the chief's latest one from the model dir,
+  which every worker of a multi-host run shares (tests/test_multi_worker.py).
+  """
+
+  def _maybe_build_checkpoint_manager(self):
+    manager = super()._maybe_build_checkpoint_manager()
+    if manager is None or is_chief(self.strategy):
+      return manager
+    chiefs = tf.train.latest_checkpoint(self.model_dir)
+    if not chiefs:
+      return manager
+
+    def restore_chiefs():
+      logging.info('Non-chief worker: restoring the chief\'s checkpoint %s',
+                   chiefs)
+      self.trainer.checkpoint.restore(chiefs).assert_existing_objects_matched()
+
+    return tf.train.CheckpointManager(
+        self.trainer.checkpoint, directory=manager.directory,
+        max_to_keep=1,  # As Model Garden's non-chief manager.
+        step_counter=self.trainer.global_step,
+        checkpoint_interval=self.params.trainer.checkpoint_interval,
+        init_fn=restore_chiefs)
+
+
 def run(params, model_dir: str, mode: str,
         distribution: Optional[tf.distribute.Strategy] = None) -> dict:
   """Runs `mode` for validated `params`; returns the last evaluation's metrics
-  (also written to MODEL_DIR/metrics.json with their step). `distribution`:
-  the strategy the caller created first (default: created here)."""
-  if 'train' in mode:
-    train_utils.serialize_config(params, model_dir)
+  (also written to MODEL_DIR/metrics.json with their step; a non-chief
+  worker writes nothing and returns {}). `distribution`: the strategy the
+  caller created first (default: created here)."""
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   if distribution is None:
     distribution = distribution_strategy(params)
+  writes = is_chief(distribution)
+  if 'train' in mode and writes:
+    train_utils.serialize_config(params, model_dir)
   seed_globally(params)
   with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
@@ -76,11 +122,10 @@ def run(params, model_dir: str, mode: str,
         checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
             params, model_dir))
   if 'train' in mode:
-    parameters.log_and_write(trainer.model, model_dir)
+    parameters.log_and_write(trainer.model, model_dir if writes else None)
   try:
-    train_lib.run_experiment(
-        distribution_strategy=distribution, task=task, mode=mode,
-        params=params, model_dir=model_dir, trainer=trainer)
+    _Runner(distribution_strategy=distribution, task=task, mode=mode,
+            params=params, model_dir=model_dir, trainer=trainer).run()
   except tf.errors.DataLossError as error:
     # TensorFlow's message names no file; the patterns and the tool do.
     checks = '; '.join(
@@ -91,6 +136,8 @@ def run(params, model_dir: str, mode: str,
         None, None,
         f'a corrupt input record ({error.message.strip().splitlines()[0]}). '
         f'Read every shard to find it: {checks}') from None
+  if not writes:
+    return {}
   if 'train' in mode:
     resources.write(model_dir)
   step, metrics = eval_summaries.read_last_eval(model_dir)

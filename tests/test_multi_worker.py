@@ -1,11 +1,13 @@
 """Two workers on localhost: Model Garden's multi-worker mirrored strategy
-trains a frozen tiny detector through `python -m backbone_reuse.train`, the
-chief checkpoints to the model dir, the other worker to a temporary one, and
+trains a frozen tiny detector through `python -m backbone_reuse.train`. Both
+workers get the same model dir, as the hosts of a multi-host run share one:
+the chief checkpoints there, the other worker to a temporary directory, and
 both checkpoints hold the classification checkpoint's backbone, bit for bit.
-(Resuming both workers from the chief's checkpoint is not tested yet: a
-second invocation to more steps exited with status 1, undiagnosed.)"""
+A second invocation to more steps resumes both workers from the chief's
+checkpoint (training._Runner)."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -44,7 +46,8 @@ def _checkpoints(directory):
 class TwoWorkersTest(tf.test.TestCase):
 
   def _train(self, directory, checkpoint, steps):
-    """Both workers to `steps`; returns each worker's output. Each writes to
+    """Both workers to `steps` in DIRECTORY/model; returns each worker's
+    output. Each writes to
     a file: with pipes, the worker whose pipe is not being read blocks on a
     full buffer and the other waits for it in a collective, forever."""
     data = testing_utils.toy_data()
@@ -77,7 +80,7 @@ class TwoWorkersTest(tf.test.TestCase):
            '--config_file=configs/smoke/rcnn_tiny.yaml',
            '--config_file=configs/strategies/freeze.yaml',
            f'--params_override={override}', '--mode=train',
-           f'--model_dir={os.path.join(directory, f"worker{index}")}'],
+           f'--model_dir={os.path.join(directory, "model")}'],
           cwd=testing_utils.REPO, env=environment, stdout=log,
           stderr=subprocess.STDOUT)))
     outputs = []
@@ -104,20 +107,42 @@ class TwoWorkersTest(tf.test.TestCase):
                           msg=f'{prefix}: {path}')
 
   @pytest.mark.slow
-  def test_two_workers_train_frozen_and_keep_the_checkpoint_backbone(self):
+  def test_two_workers_train_frozen_keep_the_backbone_and_resume(self):
     directory = self.get_temp_dir()
     probe = testing_utils.tiny_config(_EXPERIMENT)
     checkpoint, classifier = testing_utils.write_classification_checkpoint(
         probe.task.model, os.path.join(directory, 'classifier'), 'trainer')
+    model_dir = os.path.join(directory, 'model')
     outputs = self._train(directory, checkpoint, steps=4)
     for output in outputs:  # Each process saw both workers.
       self.assertIn('MultiWorkerMirroredStrategy', output)
-    chief = _checkpoints(os.path.join(directory, 'worker0'))
+    chief = _checkpoints(model_dir)
     other = _checkpoints(os.path.join(directory, 'tmp1'))
-    self.assertEqual(max(chief), 4)
+    self.assertEqual(sorted(chief), [2, 4])
     self.assertEqual(max(other), 4)
-    self.assertEmpty(_checkpoints(os.path.join(directory, 'worker1')))
     for prefix in (chief[4], other[4]):
+      self._assert_backbone_is(prefix, classifier)
+    # Only the chief writes the run's files, once.
+    with open(os.path.join(model_dir, 'params.yaml')) as f:
+      self.assertIn('multi_worker_mirrored', f.read())
+    self.assertIn('Training resources written to', outputs[0])
+    self.assertNotIn('Training resources written to', outputs[1])
+
+    # To 6 steps: both workers resume at step 4, the non-chief from the
+    # chief's checkpoint (before training._Runner it began again at step 0,
+    # ran 3 loops to the chief's 1 and the run failed in a collective).
+    outputs = self._train(directory, checkpoint, steps=6)
+    self.assertIn(f"restoring the chief's checkpoint {chief[4]}", outputs[1])
+    for output in outputs:  # Orbit logs where each loop starts and ends.
+      logged = re.findall(r'^train \| step:\s+(\d+) \| (training until|steps)',
+                          output, re.M)
+      self.assertEqual(logged, [('4', 'training until'), ('6', 'steps')],
+                       msg=output[-3000:])
+    chief = _checkpoints(model_dir)
+    other = _checkpoints(os.path.join(directory, 'tmp1'))
+    self.assertEqual(max(chief), 6)
+    self.assertEqual(max(other), 6)
+    for prefix in (chief[6], other[6]):
       self._assert_backbone_is(prefix, classifier)
 
 
