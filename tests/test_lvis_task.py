@@ -194,6 +194,7 @@ class StageTwoTest(tf.test.TestCase):
     self.assertGreater(weights[rarest + 1], weights[commonest + 1])
     self._assert_only_classifiers_train(params, num_heads=1)
 
+  @pytest.mark.slow  # Trains a stage 1 to have its checkpoint.
   def test_stage_two_refuses_another_architecture_by_the_one_rule(self):
     # Training restores a whole detector as preflight and export do
     # (backbone_checkpoint.restore_detector): a Faster R-CNN checkpoint

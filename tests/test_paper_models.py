@@ -5,6 +5,7 @@ import os
 from official.core import task_factory
 from official.vision.modeling.backbones import factory as backbone_factory
 import tensorflow as tf
+import pytest
 import tf_keras
 
 import testing_utils
@@ -15,6 +16,7 @@ from backbone_reuse.modeling import decoders
 
 class EfficientNetB7Test(tf.test.TestCase):
 
+  @pytest.mark.slow  # Builds B7 at 256 px: 80-230 s.
   def test_cascade_b7_bottleneck_nasfpn_builds_and_is_counted(self):
     # The paper's 1280 px; the parameter count does not depend on it, so the
     # test builds at 256 px.
