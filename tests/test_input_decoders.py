@@ -1,12 +1,17 @@
 """One decoder builder for training and preflight, honouring decoder.type
-and the TFDS name (dataloaders/decoders.py)."""
+and the TFDS name (dataloaders/decoders.py); with no hook enabled, our R-CNN
+input (dataloaders/maskrcnn_input.build, which re-types the arguments of
+Model Garden's parser) yields what Model Garden's own build_inputs yields."""
 import os
 
 from official.core import exp_factory
+from official.vision.tasks import maskrcnn
 from official.vision.dataloaders import tf_example_decoder
 from official.vision.dataloaders import tf_example_label_map_decoder
 import tensorflow as tf
+import tf_keras
 
+import testing_utils
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.dataloaders import coco_tfds
 from backbone_reuse.dataloaders import decoders
@@ -49,6 +54,48 @@ class DecodersTest(tf.test.TestCase):
     self.assertIsInstance(decoders.build(task.model, data),
                           coco_tfds.CocoTfdsDecoder)
     self.assertTrue(maskrcnn_input.needed(data))
+
+
+class ModelGardensInputTest(tf.test.TestCase):
+  """The pin for the parser call in maskrcnn_input.build: a Model Garden
+  parser argument it stops passing, or passes from another field, changes a
+  training batch (checked by hand: with the rpn_fg_fraction argument
+  dropped from the call, this test fails)."""
+
+  def _first_batch(self, build, params):
+    tf_keras.utils.set_random_seed(3)  # The parser's anchor sampling.
+    images, labels = next(iter(build(params)))
+    flat = {'images': images}
+
+    def walk(prefix, value):
+      if isinstance(value, dict):
+        for key, inner in value.items():
+          walk(f'{prefix}/{key}', inner)
+      else:
+        flat[prefix] = value
+    walk('labels', labels)
+    return flat
+
+  def test_training_batches_equal_model_gardens(self):
+    params = testing_utils.tiny_config(
+        'backbone_reuse_maskrcnn_coco',
+        task_overrides={'model': {'include_mask': False}})
+    data = params.task.train_data
+    data.seed = 5  # One shuffle order for both.
+    data.parser.rpn_fg_fraction = 0.3  # Not their defaults: a dropped
+    data.parser.rpn_batch_size_per_im = 64  # argument would show.
+    data.parser.aug_scale_min = 0.8
+    data.parser.aug_scale_max = 1.25
+    self.assertFalse(maskrcnn_input.needed(data))
+    task = testing_utils.build_task(params)
+    theirs = self._first_batch(
+        lambda d: maskrcnn.MaskRCNNTask.build_inputs(task, d), data)
+    ours = self._first_batch(
+        lambda d: maskrcnn_input.build(params.task, d), data)
+    self.assertEqual(set(ours), set(theirs))
+    self.assertIn('labels/rpn_score_targets/3', ours, msg=sorted(ours))
+    for key, value in theirs.items():
+      self.assertAllEqual(ours[key], value, msg=key)
 
 
 if __name__ == '__main__':
