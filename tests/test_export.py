@@ -161,6 +161,18 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertFalse(os.path.exists(os.path.join(export_dir,
                                                  'saved_model.pb')))
 
+  def test_cli_refuses_a_batch_size_below_one_before_building(self):
+    export_dir = os.path.join(self.get_temp_dir(), 'refused')
+    result = testing_utils.run_module(
+        'backbone_reuse.export', '--experiment=backbone_reuse_maskrcnn_coco',
+        '--config_file=configs/smoke/rcnn_tiny.yaml', '--batch_size=0',
+        f'--checkpoint={self.get_temp_dir()}', f'--export_dir={export_dir}')
+    self.assertEqual(result.returncode, errors.BAD_INPUT_EXIT_CODE,
+                     msg=result.stderr[-2000:])
+    self.assertEqual(testing_utils.error_lines(result), [
+        'error: --batch_size=0; accepted: >= 1, or unset for any batch size.'])
+    self.assertFalse(os.path.exists(export_dir))
+
 
 class LabelMapTest(tf.test.TestCase):
 
