@@ -71,6 +71,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
       for level in expected:
         self.assertAllEqual(expected[level], actual[level])
 
+  @pytest.mark.slow
   def test_he_init_changes_the_function(self):
     checkpoint, _ = self._checkpoint()
     _, _, frozen = self._model('freeze', checkpoint)
@@ -214,6 +215,7 @@ class AdaptersTest(tf.test.TestCase, parameterized.TestCase):
     model, optimizer, before = self._train('parallel', distribution)
     self._assert_only_adapters_train(model, optimizer, before)
 
+  @pytest.mark.slow
   def test_classification_checkpoint_restores_every_base_variable(self):
     checkpoint, classifier = self._checkpoint()
     _, _, model = self._model('adapters', checkpoint)

@@ -82,6 +82,7 @@ class EstimateTest(tf.test.TestCase):
     cls.finetune = estimate.estimate(_params('finetune'), tflops=2.0,
                                      replicas=1, cache=cls.cache)
 
+  @pytest.mark.slow
   def test_freezing_trains_less_and_costs_less(self):
     frozen, tuned = self.freeze, self.finetune
     self.assertEqual(frozen['parameters']['total'],
@@ -112,6 +113,7 @@ class EstimateTest(tf.test.TestCase):
     self.assertEqual(memory['total'], sum(
         memory[part] for part in estimate.MEMORY_PARTS))
 
+  @pytest.mark.slow
   def test_replicas_split_the_activations_only(self):
     traces = len(self.cache)
     halves = estimate.estimate(_params('freeze'), tflops=2.0, replicas=2,
@@ -131,6 +133,7 @@ class EstimateTest(tf.test.TestCase):
                                  registry=registry_imports.__name__)
     self.assertEqual(isolated, self.freeze)
 
+  @pytest.mark.slow
   def test_refuses_a_rate_or_replicas_it_cannot_use(self):
     with self.assertRaisesRegex(ValueError, r'--tflops=0.0; accepted'):
       estimate.estimate(_params('freeze'), tflops=0.0)

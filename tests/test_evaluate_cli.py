@@ -57,6 +57,7 @@ class EvaluateCliTest(tf.test.TestCase):
         self.assertAllClose(printed['stratified']['by_frequency'][group]['AP'],
                             expected['AP' + group], atol=1e-6)
 
+  @pytest.mark.slow
   def test_training_counts_and_plot(self):
     train_file = os.path.join(self.root, 'train', 'annotations.json')
     plot_file = os.path.join(self.root, 'per_class.png')

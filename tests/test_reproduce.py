@@ -69,6 +69,7 @@ class ReproduceTest(tf.test.TestCase):
     self.assertEqual(plan.params.runtime.distribution_strategy, 'tpu')
     self.assertTrue(plan.command().endswith('--tpu=my-tpu'))
 
+  @pytest.mark.slow
   def test_stage2_waits_for_the_final_stage1_checkpoint(self):
     entries = reproduce.load_manifest()
     stage2 = entries['table4/lvis/effb7_nasfpn/freeze/stage2']
