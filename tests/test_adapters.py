@@ -300,6 +300,7 @@ class EfficientNetAdaptersTest(tf.test.TestCase, parameterized.TestCase):
     task.initialize(model)
     return params, task, model
 
+  @pytest.mark.slow
   def test_placement_and_restore(self):
     checkpoint, classifier = self._checkpoint()
     _, _, model = self._model('adapters', checkpoint)

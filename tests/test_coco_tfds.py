@@ -1,6 +1,7 @@
 """TFDS `coco/2017` for the box-only R-CNNs and RetinaNet: labels as COCO's category ids
 (0 stays background), read through TFDS's own reader without a download."""
 import numpy as np
+import pytest
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.vision.dataloaders import tfds_detection_decoders
@@ -74,6 +75,7 @@ class CocoTfdsTest(tf.test.TestCase):
       if key != 'groundtruth_classes':
         self.assertAllEqual(ours[key], theirs[key], msg=key)
 
+  @pytest.mark.slow
   def test_faster_rcnn_reads_tfds_coco(self):
     params = exp_factory.get_exp_config('backbone_reuse_fasterrcnn_coco')
     params = hyperparams.override_params_dict(

@@ -130,6 +130,7 @@ class PasteTest(tf.test.TestCase):
 
 class CopyPastePipelineTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_runs_in_tf_data_and_feeds_model_gardens_parser(self):
     pattern = testing_utils.shapes_lvis_data()['train']
     decoder = tf_example_decoder.TfExampleDecoder(include_mask=True)

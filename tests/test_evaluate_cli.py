@@ -73,6 +73,7 @@ class EvaluateCliTest(tf.test.TestCase):
     self.assertEqual(total, len(training['annotations']))
     self.assertGreater(os.path.getsize(plot_file), 1000)
 
+  @pytest.mark.slow
   def test_coco_prints_pycocotools_metrics(self):
     result = _run(f'--annotation_file={self.ground_truth_file}',
                   f'--detections_file={self.detections_file}',

@@ -57,6 +57,7 @@ class PartialFreezingTest(tf.test.TestCase, parameterized.TestCase):
     found = [v.ref() for v in _variables(l for s in stages for l in s)]
     self.assertCountEqual(found, [v.ref() for v in model.backbone.weights])
 
+  @pytest.mark.slow
   def test_stages_of_an_efficientnet(self):
     _, _, model = self._build(3, backbone=_EFFICIENTNET)
     stages = freezing.backbone_stages(model.backbone)
