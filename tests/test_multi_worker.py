@@ -47,9 +47,9 @@ class TwoWorkersTest(tf.test.TestCase):
 
   def _train(self, directory, checkpoint, steps):
     """Both workers to `steps` in DIRECTORY/model; returns each worker's
-    output. Each writes to
-    a file: with pipes, the worker whose pipe is not being read blocks on a
-    full buffer and the other waits for it in a collective, forever."""
+    output. Each writes to a file: with pipes, the worker whose pipe is not
+    being read blocks on a full buffer and the other waits for it in a
+    collective, forever."""
     data = testing_utils.toy_data()
     ports = _free_ports(_WORKERS)
     cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
@@ -129,8 +129,8 @@ class TwoWorkersTest(tf.test.TestCase):
     self.assertNotIn('Training resources written to', outputs[1])
 
     # To 6 steps: both workers resume at step 4, the non-chief from the
-    # chief's checkpoint (before training._Runner it began again at step 0,
-    # ran 3 loops to the chief's 1 and the run failed in a collective).
+    # chief's checkpoint (before training._Runner it began again at step 0
+    # and both workers exited 1 on a mismatched collective).
     outputs = self._train(directory, checkpoint, steps=6)
     self.assertIn(f"restoring the chief's checkpoint {chief[4]}", outputs[1])
     for output in outputs:  # Orbit logs where each loop starts and ends.
