@@ -46,16 +46,22 @@ def _imports(path: pathlib.Path):
   return {i for i in found if i.startswith('backbone_reuse')}
 
 
-def _loaded_after(*modules):
-  """The backbone_reuse modules a fresh interpreter holds after importing
-  `modules`."""
+def _start(*modules) -> subprocess.Popen:
+  """A fresh interpreter that imports `modules` and prints the
+  backbone_reuse modules it then holds (`_loaded`)."""
   code = ''.join(f'import {m}\n' for m in modules) + (
       'import sys\nprint("\\n".join(m for m in sys.modules '
       'if m.startswith("backbone_reuse.")))')
-  result = subprocess.run([sys.executable, '-c', code],
-                          cwd=testing_utils.REPO, capture_output=True,
-                          text=True, check=True)
-  return set(result.stdout.split())
+  return subprocess.Popen([sys.executable, '-c', code],
+                          cwd=testing_utils.REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _loaded(process: subprocess.Popen):
+  stdout, stderr = process.communicate()
+  if process.returncode:
+    raise AssertionError(f'exit {process.returncode}: {stderr[-2000:]}')
+  return set(stdout.split())
 
 
 def _within(name: str, package: str) -> bool:
@@ -64,10 +70,26 @@ def _within(name: str, package: str) -> bool:
 
 class LayersTest(tf.test.TestCase):
 
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    # Both interpreters start at once: each spends its seconds importing
+    # TensorFlow, and this machine has two cores.
+    cls.configs = _start('backbone_reuse.configs.detection',
+                         'backbone_reuse.configs.strategies',
+                         'backbone_reuse.configs.schedule')
+    cls.resolve = _start('backbone_reuse.configs.resolve')
+
+  @classmethod
+  def tearDownClass(cls):
+    for process in (cls.configs, cls.resolve):
+      if process.poll() is None:
+        process.kill()
+        process.communicate()
+    super().tearDownClass()
+
   def test_configs_load_no_model_task_or_shapes_module(self):
-    loaded = _loaded_after('backbone_reuse.configs.detection',
-                           'backbone_reuse.configs.strategies',
-                           'backbone_reuse.configs.schedule')
+    loaded = _loaded(self.configs)
     self.assertIn('backbone_reuse.configs.detection', loaded)
     bad = sorted(m for m in loaded
                  if (_within(m, 'backbone_reuse.modeling')
@@ -77,7 +99,7 @@ class LayersTest(tf.test.TestCase):
 
   def test_resolve_loads_no_registry_task_or_shapes_module(self):
     # Callers import the registry; the config resolver does not.
-    loaded = _loaded_after('backbone_reuse.configs.resolve')
+    loaded = _loaded(self.resolve)
     self.assertIn('backbone_reuse.configs.resolve', loaded)
     bad = sorted(m for m in loaded
                  if m == 'backbone_reuse.registry_imports'

@@ -88,6 +88,7 @@ class PredictTest(tf.test.TestCase):
                             msg=f'{iou_type} {name}')
       self.assertGreater(scored['AP50'], 0.0, msg=iou_type)
 
+  @pytest.mark.slow
   def test_unreadable_files_are_skipped_by_name_from_a_model_dir(self):
     directory = self.get_temp_dir()
     _, _, _, model_dir = testing_utils.trained_model_dir(
@@ -141,8 +142,7 @@ class PredictTest(tf.test.TestCase):
         os.listdir(os.path.join(output_dir, 'visualizations')),
         ['000001.png.png', '000002.png.png', 'c_wide.jpg.png'])
 
-  @pytest.mark.slow
-  def test_missing_or_mismatched_model_fails_before_reading_images(self):
+  def test_missing_model_fails_before_reading_images(self):
     directory = self.get_temp_dir()
     output_dir = os.path.join(directory, 'never')
     result = _run_predict(f'--model={directory}/nowhere',
@@ -153,7 +153,12 @@ class PredictTest(tf.test.TestCase):
                      [f"error: --model='{directory}/nowhere': no such "
                       'directory; accepted: an export dir (saved_model.pb) '
                       'or a training model dir (params.yaml + checkpoint).'])
+    self.assertFalse(os.path.exists(output_dir))
 
+  @pytest.mark.slow
+  def test_mismatched_model_fails_before_reading_images(self):
+    directory = self.get_temp_dir()
+    output_dir = os.path.join(directory, 'never')
     # A Mask R-CNN config beside a Cascade R-CNN checkpoint.
     _, _, _, mask_dir = testing_utils.trained_model_dir(
         directory, 'backbone_reuse_maskrcnn_coco', 'scratch')

@@ -8,6 +8,7 @@ Writes raw/{train,val}/annotations.json + PNGs (readable with pycocotools)
 and converts them to {train,val}-*.tfrecord with Model Garden's COCO
 converter. (Not the Shapes world: just enough data to exercise the pipeline.)
 """
+from concurrent import futures
 import json
 import os
 from typing import Dict, List, Tuple
@@ -85,16 +86,24 @@ def write_coco_dataset(output_dir: str, num_images: int, image_size: int = 64,
 
 
 def make(output_dir: str, image_size: int = 64) -> dict:
-  """Writes both splits; returns {split: TFRecord glob}."""
-  patterns = {}
-  for split, (num_images, seed) in _SPLITS.items():
+  """Writes both splits; returns {split: TFRecord glob}.
+
+  The splits convert at the same time: each conversion is a subprocess
+  that spends most of its time importing TensorFlow (cProfile: 13.4 s of
+  13.5 s for both, one after the other).
+  """
+  def convert(split):
+    num_images, seed = _SPLITS[split]
     split_dir = os.path.join(output_dir, 'raw', split)
     annotation_file, image_dir = write_coco_dataset(
         split_dir, num_images, image_size=image_size, seed=seed)
-    patterns[split] = coco_tfrecord.convert(
-        annotation_file, image_dir, os.path.join(output_dir, split))
-    logging.info('%s: %d images -> %s', split, num_images, patterns[split])
-  return patterns
+    pattern = coco_tfrecord.convert(annotation_file, image_dir,
+                                    os.path.join(output_dir, split))
+    logging.info('%s: %d images -> %s', split, num_images, pattern)
+    return pattern
+
+  with futures.ThreadPoolExecutor(len(_SPLITS)) as pool:
+    return dict(zip(_SPLITS, pool.map(convert, _SPLITS)))
 
 
 def main(_):
