@@ -80,5 +80,35 @@ class CocoTfrecordTest(tf.test.TestCase):
                   r'.*images, e.g. photo_1.jpg')
 
 
+  @pytest.mark.slow
+  def test_convert_each_returns_the_globs_in_job_order(self):
+    jobs = []
+    for name, images in (('three', 3), ('two', 2)):
+      directory = os.path.join(self.get_temp_dir(), name)
+      annotation_file, image_dir = testing_utils.own_coco_dataset(
+          directory, num_images=images)
+      jobs.append({'annotation_file': annotation_file, 'image_dir': image_dir,
+                   'output_prefix': os.path.join(directory, 'records'),
+                   'include_masks': False})  # The set has boxes only.
+    patterns = coco_tfrecord.convert_each(jobs)
+    self.assertEqual(patterns, [f"{j['output_prefix']}-*" for j in jobs])
+    self.assertEqual([sum(1 for f in tf.io.gfile.glob(p)
+                          for _ in tf.data.TFRecordDataset(f))
+                      for p in patterns], [3, 2])
+
+  def test_convert_each_raises_the_first_jobs_refusal(self):
+    directory = self.get_temp_dir()
+    annotation_file, image_dir = testing_utils.own_coco_dataset(directory)
+    jobs = [{'annotation_file': os.path.join(directory, 'nope.json'),
+             'image_dir': image_dir,
+             'output_prefix': os.path.join(directory, 'a')},
+            {'annotation_file': annotation_file,
+             'image_dir': os.path.join(directory, 'no_folder'),
+             'output_prefix': os.path.join(directory, 'b')}]
+    with self.assertRaisesRegex(errors.BadInput, r'nope\.json.*does not '
+                                'exist'):
+      coco_tfrecord.convert_each(jobs)
+    self.assertEmpty(tf.io.gfile.glob(os.path.join(directory, '[ab]-*')))
+
 if __name__ == '__main__':
   tf.test.main()

@@ -92,15 +92,18 @@ class Demo:
       counts[f'upstream/{split}'] = n
     weights = world.long_tail_weights(self.seed)
     frequencies = None
+    jobs = []
     for split, n, seed in (('train', s.detection_train, self.seed + 2),
                            ('val', s.detection_val, self.seed + 3)):
       split_dir = os.path.join(self.data, 'detection', split)
       annotation_file, image_dir, frequencies = (
           world.write_detection_split(split_dir, n, seed, weights,
                                       frequencies))
-      coco_tfrecord.convert(annotation_file, image_dir, split_dir,
-                            num_shards=2 if split == 'train' else 1)
+      jobs.append({'annotation_file': annotation_file,
+                   'image_dir': image_dir, 'output_prefix': split_dir,
+                   'num_shards': 2 if split == 'train' else 1})
       counts[f'detection/{split}'] = n
+    coco_tfrecord.convert_each(jobs)
     return {'records': counts, 'seed': self.seed}
 
   def verify_data(self, marker):
