@@ -9,6 +9,7 @@ import tensorflow as tf
 import testing_utils
 from backbone_reuse.shapes import adapters_study
 from backbone_reuse.shapes import design as shapes_design
+from backbone_reuse.shapes import dev_split
 
 
 def _record(variant, seed, dev_ap, val_ap=None):
@@ -66,7 +67,7 @@ class AdaptersStudyTest(tf.test.TestCase):
     for variant in adapters_study.VARIANTS:
       params = study.training(variant, 3).params()
       task = params.task
-      self.assertEqual(task.annotation_file, study.dev_annotations())
+      self.assertEqual(task.annotation_file, study.dev.annotations())
       self.assertNotIn(val, task.validation_data.input_path)
       self.assertIn('detection_dev', task.validation_data.input_path)
       self.assertEqual(task.backbone_strategy, variant.strategy)
@@ -119,21 +120,21 @@ class AdaptersStudyTest(tf.test.TestCase):
   def test_dev_split_is_another_draw_with_disjoint_ids(self):
     study = self._study()
     study.grid.make_data()
-    study.make_dev()
-    with open(study.dev_annotations()) as f:
+    study.dev.make()
+    with open(study.dev.annotations()) as f:
       dev = json.load(f)
     with open(os.path.join(study.grid.data, 'detection', 'val',
                            'annotations.json')) as f:
       val = json.load(f)
     dev_ids = {i['id'] for i in dev['images']}
-    self.assertLen(dev_ids, adapters_study.DEV_IMAGES['quick'])
+    self.assertLen(dev_ids, shapes_design.SCALES['quick'].dev_images)
     self.assertEmpty(dev_ids & {i['id'] for i in val['images']})
-    self.assertEqual(dev['info']['seed'], adapters_study.DEV_SEED)
+    self.assertEqual(dev['info']['seed'], dev_split.SEED)
     # Same categories and frequency groups as the grid's world.
     self.assertEqual([(c['id'], c['frequency']) for c in dev['categories']],
                      [(c['id'], c['frequency']) for c in val['categories']])
-    self.assertIsNone(study.verify_dev({'identity': study.dev_identity}))
-    self.assertTrue(tf.io.gfile.glob(os.path.join(study.dev_dir, 'dev-*')))
+    self.assertIsNone(study.dev.verify({'identity': study.dev.identity}))
+    self.assertTrue(tf.io.gfile.glob(study.dev.input_path()))
 
   def test_unknown_variant_is_refused(self):
     with self.assertRaisesRegex(ValueError, r"variant='bottleneck'; accepted: "

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import testing_utils
+
 from backbone_reuse.shapes import claims as shapes_claims
 from backbone_reuse.shapes import design as shapes_design
 from backbone_reuse.shapes import grid as shapes_grid
@@ -357,6 +359,36 @@ class GridTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'steps=0; accepted: a positive'):
       shapes_design.Run('fpn', 'freeze', 'large', 0, 0)
 
+  def test_the_schedule_pilot_pairs_every_step_count_on_its_seeds(self):
+    scale = shapes_design.SCALES['default']
+    pilot = scale.pilot()
+    cells = {(r.seed, r.steps, r.strategy) for r in pilot}
+    self.assertLen(cells, len(pilot))
+    self.assertEqual(cells, {(seed, steps, strategy)
+                             for seed in scale.pilot_seeds
+                             for steps in scale.pilot_steps
+                             for strategy in ('finetune', 'freeze')})
+    for run in pilot:
+      self.assertEqual((run.capacity, run.upstream),
+                       ('nasfpn_cascade', 'large'))
+    # The step counts with no record yet train first; those the
+    # schedule-length study has val records of train last (for dev only).
+    new = [r for r in pilot if r.steps != scale.long_steps]
+    self.assertEqual(pilot[:len(new)], new)
+    self.assertEqual({r.steps for r in pilot[len(new):]}, {scale.long_steps})
+
+  def test_a_long_run_resumes_from_checkpoints_without_a_new_key(self):
+    # A committed record keeps its key although its run now checkpoints
+    # every RESUME_EVERY steps (so a stopped machine loses little).
+    report_dir = os.path.join(testing_utils.REPO, 'experiments', 'shapes', 'report')
+    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+                                  shapes_design.SCALES['default'], report_dir)
+    run = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
+    trainer = grid.training(run).params().trainer
+    self.assertEqual(trainer.checkpoint_interval, shapes_grid.RESUME_EVERY)
+    self.assertLess(trainer.checkpoint_interval, trainer.train_steps)
+    self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
+
   def test_precision_is_part_of_every_name_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     scale = shapes_design.SCALES['default']
@@ -517,6 +549,47 @@ class GridTest(tf.test.TestCase):
       self.assertEqual([point['step'] for point in record['curve']],
                        [2, 4, 6, 8])
     self.assertTrue(os.path.isfile(os.path.join(report_dir, 'curve.md')))
+
+  @pytest.mark.slow
+  def test_the_pilot_scores_on_dev_and_rescores_a_run_on_disk(self):
+    output_dir = os.path.join(self.get_temp_dir(), 'grid')
+    report_dir = os.path.join(self.get_temp_dir(), 'report')
+    scale = shapes_design.SCALES['quick']
+    with contextlib.redirect_stdout(io.StringIO()):
+      records = shapes_grid.ShapesGrid(output_dir, scale,
+                                       report_dir).run_pilot()
+    self.assertEqual([r['name'] for r in records],
+                     ['fpn_freeze_large_s0_12steps',
+                      'fpn_finetune_large_s0_12steps'])
+    freeze, finetune = records
+    for record in records:
+      self.assertEqual(record['dev']['identity']['images'], scale.dev_images)
+      self.assertEqual(set(record['dev']['box']),
+                       {'AP', 'AP50', 'APr', 'APc', 'APf'})
+    # A frozen backbone has not moved and classifies as its upstream does;
+    # a fine-tuned one has moved in every block group.
+    drift = freeze['backbone_drift']
+    self.assertEqual(set(drift['distance'].values()), {0.0})
+    self.assertEqual(drift['upstream_top1'], drift['upstream_top1_of_upstream'])
+    self.assertTrue(all(d > 0 for d in
+                        finetune['backbone_drift']['distance'].values()))
+    # A committed record without its dev score (e.g. made before the pilot)
+    # is scored from the run on disk, not trained again.
+    store = shapes_grid.records.RecordStore(os.path.join(report_dir, 'runs'))
+    path = store.path(freeze['name'])
+    with open(path) as f:
+      stripped = json.load(f)
+    del stripped['dev']
+    store.commit(freeze['name'], stripped)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      again = shapes_grid.ShapesGrid(output_dir, scale,
+                                     report_dir).run_pilot()
+    self.assertIn('done in an earlier run', out.getvalue())
+    self.assertNotIn('train and evaluate ...', out.getvalue())
+    self.assertEqual(again[0]['dev'], freeze['dev'])
+    self.assertEqual(again[1], finetune)
+
 
 
 if __name__ == '__main__':

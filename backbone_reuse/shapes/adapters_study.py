@@ -10,10 +10,8 @@ upstream, the grid's schedule and training set; seed s starts from the
 upstream trained with seed s) at the strategy's defaults
 (configs/strategies/adapters.yaml) with one thing changed in `task.adapters`,
 or plain `freeze` for reference. VARIANTS names each and the hypothesis it
-tests. Each run is scored on a DEV split only: DEV_IMAGES scenes drawn from
-the grid's world (its class weights and frequency groups) with another seed
-(DEV_SEED), image ids from DEV_FIRST_ID on, so disjoint from the validation
-split's. The validation split the grid reports is never read here, so the
+tests. Each run is scored on the dev split only (shapes/dev_split.py: scenes of
+the grid's world drawn with another seed). The validation split the grid reports is never read here, so the
 setting `summarise` chooses for the grid's adapters cells is not tuned on the
 split those cells are scored on. The grid applies the choice through
 configs/shapes/adapters.yaml (tests hold the file to summary.json's choice).
@@ -24,7 +22,6 @@ STUDY_DIR/runs/NAME.json with its config key, and a run whose committed record
 has the key it would have now is not trained again.
 """
 import dataclasses
-import json
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -39,18 +36,14 @@ from absl import logging
 from backbone_reuse import errors
 from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import resources
-from backbone_reuse.data import coco_tfrecord
 from backbone_reuse.shapes import design as shapes_design
+from backbone_reuse.shapes import dev_split
 from backbone_reuse.shapes import grid as shapes_grid
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
-from backbone_reuse.shapes import world
 
-DEV = 'dev'  # The only split a study record carries metrics for.
-DEV_SEED = 1000  # The grid's world uses seeds 0-3 and 100.
-DEV_FIRST_ID = 1_000_001
-DEV_IMAGES = {'default': 200, 'quick': 40}
+DEV = dev_split.NAME  # The only split a study record carries metrics for.
 DEFAULT_SEEDS = (3, 4)
 CAPACITY = 'nasfpn_cascade'
 # The strategy's own defaults (configs/strategies/adapters.yaml): the grid's
@@ -120,35 +113,8 @@ class AdaptersStudy:
     self.study_dir = os.path.abspath(study_dir)
     self.seeds = tuple(seeds)
     self.variants = [variant(v) for v in variants]
-    self.dev_images = DEV_IMAGES['quick' if quick else 'default']
-    self.dev_dir = self.grid.path('data', 'detection_dev')
+    self.dev = self.grid.dev
     self.records = records.RecordStore(os.path.join(self.study_dir, RECORDS))
-    # What the dev split depends on; part of every study run's key.
-    self.dev_identity = {'seed': DEV_SEED, 'first_id': DEV_FIRST_ID,
-                         'images': self.dev_images}
-
-  # -- the dev split ----------------------------------------------------------
-  def dev_annotations(self) -> str:
-    return os.path.join(self.dev_dir, 'dev', 'annotations.json')
-
-  def make_dev(self) -> Dict:
-    train = self.grid.path('data', 'detection', 'train', 'annotations.json')
-    with open(train) as f:
-      frequencies = {c['id']: c['frequency']
-                     for c in json.load(f)['categories']}
-    split_dir = os.path.join(self.dev_dir, 'dev')
-    annotation_file, image_dir, _ = world.write_detection_split(
-        split_dir, self.dev_images, DEV_SEED,
-        world.long_tail_weights(self.grid.data_identity['world_seed']),
-        frequencies, first_image_id=DEV_FIRST_ID)
-    coco_tfrecord.convert(annotation_file, image_dir, split_dir, num_shards=1)
-    return {'identity': self.dev_identity}
-
-  def verify_dev(self, marker: Dict) -> Optional[str]:
-    if marker.get('identity') != self.dev_identity:
-      return f'made as {marker.get("identity")}, now {self.dev_identity}'
-    runs.quiet_coco(self.dev_annotations())  # Raises on a broken JSON.
-    return None
 
   # -- runs -------------------------------------------------------------------
   def run_of(self, v: Variant, seed: int) -> shapes_design.Run:
@@ -159,22 +125,18 @@ class AdaptersStudy:
     """The grid's training of the cell at the strategy's defaults, its
     adapters changed as `v` says, its validation data and annotations the
     dev split's."""
-    base = self.grid.training(self.run_of(v, seed), chosen_adapters=False)
-    overrides = json.loads(json.dumps(base.overrides))
-    task = overrides['task']
-    task['annotation_file'] = self.dev_annotations()
-    task['validation_data']['input_path'] = os.path.join(
-        self.dev_dir, 'dev-*')
+    scored = self.dev.scored_on(
+        self.grid.training(self.run_of(v, seed), chosen_adapters=False))
     if v.adapters:
-      task['adapters'] = dict(v.adapters)
-    return dataclasses.replace(base, overrides=overrides)
+      scored.overrides['task']['adapters'] = dict(v.adapters)
+    return scored
 
   def key(self, v: Variant, seed: int) -> str:
     run = self.run_of(v, seed)
     return runs.config_key(
         shapes_grid.without_checkpointing(self.training(v, seed).params()),
         self.grid.upstream_key(run.upstream, seed),
-        self.grid.data_identity, {DEV: self.dev_identity})
+        self.grid.data_identity, {DEV: self.dev.identity})
 
   def train_and_score(self, v: Variant, seed: int, label: str) -> Dict:
     name = record_name(v.name, seed)
@@ -190,7 +152,7 @@ class AdaptersStudy:
 
     def work():
       runs.train(training, model_dir, 'train', name)
-      results, _ = runs.evaluate(training, model_dir, self.dev_images)
+      results, _ = runs.evaluate(training, model_dir, self.dev.images)
       return {'train_steps': training.params().trainer.train_steps,
               'box': shapes_grid.headline(results['box'])}
 
@@ -217,9 +179,7 @@ class AdaptersStudy:
     else:
       stages.run_stage(self.grid.data, 'data', 'generate the Shapes world',
                        self.grid.make_data, self.grid.demo.verify_data)
-      stages.run_stage(self.dev_dir, 'dev split',
-                       'draw the dev split (another seed)', self.make_dev,
-                       self.verify_dev)
+      self.dev.ensure()
       done = [self.train_and_score(v, s, f'{i}/{len(todo)} '
                                    f'{record_name(v.name, s)}')
               for i, (v, s) in enumerate(todo, 1)]

@@ -118,6 +118,7 @@ class GridScale:
   upstream_steps: int
   detector_steps: int
   steps_per_loop: int
+  dev_images: int  # The dev split's (shapes/dev_split.py).
   # Peak of the detectors' cosine schedule (warm-up from a tenth of it);
   # None: the experiment's own (shapes_fasterrcnn: 0.08).
   detector_learning_rate: Optional[float] = None
@@ -140,6 +141,14 @@ class GridScale:
   # `long_steps` as well as at `detector_steps`. None: not run.
   long_steps: Optional[int] = 3000
   long_seeds: Tuple[int, ...] = _seeds(range(3, 6))
+  # The schedule pilot (the paper's Table 1 is a long-schedule result):
+  # `pilot_capacity`, finetune | freeze, large upstream, on the seeds
+  # that have grid- and long-schedule twins, at each step count of
+  # `pilot_steps`; the long schedule L is chosen from their dev-split scores
+  # (schedule.py), never from val.
+  pilot_steps: Tuple[int, ...] = (3000, 6000, 12000)
+  pilot_seeds: Tuple[int, ...] = (3, 4)
+  pilot_capacity: str = 'nasfpn_cascade'
   # Partial freezing (an extension; mmdetection's frozen_stages): the stem
   # and block groups 1..k frozen, k in `partial_stages` (why these: claims.py),
   # on `partial_capacities` with the large upstream, seeds `partial_seeds`
@@ -194,6 +203,18 @@ class GridScale:
                                         upstreams[r.upstream],
                                         r.steps or 0))
 
+  def pilot(self) -> List[Run]:
+    """The schedule pilot's runs: per seed, the new step counts first
+    (longest last), then those whose val records exist from the
+    schedule-length study (they train again only to be scored on dev)."""
+    found = [Run(self.pilot_capacity, strategy, 'large', seed, steps,
+                 self.precision)
+             for seed in self.pilot_seeds
+             for steps in self.pilot_steps
+             for strategy in ('freeze', 'finetune')]
+    return sorted(found, key=lambda r: (r.steps == self.long_steps, r.seed,
+                                        r.steps))
+
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0, precision=self.precision)
             for capacity in self.capacities
@@ -203,11 +224,15 @@ SCALES = {
     'default': GridScale(upstream_small=1000, upstream_large=10000,
                          upstream_val=1000, detection_train=800,
                          detection_val=200, upstream_steps=1600,
-                         detector_steps=1500, steps_per_loop=50),
+                         detector_steps=1500, steps_per_loop=50,
+                         dev_images=200),
     'quick': GridScale(upstream_small=64, upstream_large=160, upstream_val=40,
                        detection_train=40, detection_val=40,
                        upstream_steps=4, detector_steps=8, steps_per_loop=2,
+                       dev_images=40,
                        capacities=('fpn',), large_seeds={'fpn': (0, 1)},
                        small_seeds={}, scratch_seeds=(), adapters_seeds=(),
-                       long_steps=None, long_seeds=(), partial_seeds={}),
+                       long_steps=None, long_seeds=(), partial_seeds={},
+                       pilot_steps=(12,), pilot_seeds=(0,),
+                       pilot_capacity='fpn'),
 }

@@ -37,7 +37,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import platform
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -47,11 +47,15 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse import errors
+from backbone_reuse.analysis import backbone_drift
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
+from backbone_reuse.configs import strategies
+from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import design
+from backbone_reuse.shapes import dev_split
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import report
 from backbone_reuse.shapes import runs
@@ -62,18 +66,10 @@ DETECTOR = 'shapes_fasterrcnn'
 RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
 DATA = 'data'  # The record of the world's generation (its seconds).
 CURVE_POINTS = 4  # Evaluations of a --curve run: at each quarter.
-
-
-
-
-
-
-
-
-
-
-
-
+RESUME_EVERY = 1000  # Steps between the checkpoints a run resumes from.
+# Runs whose backbone's drift from the upstream is measured (an adapters
+# backbone has more variables than its upstream's).
+DRIFT_MEASURED = (strategies.FINETUNE, strategies.PARTIAL, strategies.FREEZE)
 
 
 class ShapesGrid:
@@ -94,6 +90,9 @@ class ShapesGrid:
         scale.upstream_large, scale.upstream_val, scale.detection_train,
         scale.detection_val, scale.upstream_steps, scale.detector_steps))
     self.data = self.demo.data
+    self.dev = dev_split.DevSplit(
+        self.path('data', 'detection_dev'), scale.dev_images, 0,
+        self.path('data', 'detection', 'train', 'annotations.json'))
     # What the generated world depends on (not the schedules).
     self.data_identity = {
         'world_seed': 0, 'upstream_large': scale.upstream_large,
@@ -193,7 +192,10 @@ class ShapesGrid:
     # the end of its first loop and then every `every` steps, so the
     # checkpoints fall on the quarters (with shorter loops they came late:
     # 450 / 850 / 1250 of 1500).
-    every = steps // CURVE_POINTS if curve else steps
+    # Other runs checkpoint every RESUME_EVERY steps, so a long run stopped
+    # with its machine resumes from its last checkpoint (checkpointing is
+    # not part of a run's key).
+    every = steps // CURVE_POINTS if curve else min(steps, RESUME_EVERY)
     loop = every if curve else min(self.scale.steps_per_loop, steps)
     trainer = {'train_steps': steps, 'steps_per_loop': loop,
                'summary_interval': loop, 'checkpoint_interval': every,
@@ -268,12 +270,46 @@ class ShapesGrid:
       json.dump(count, f)
     return count
 
+  def score_on_dev(self, run: design.Run, model_dir: str) -> Dict:
+    """Box metrics of the detector in `model_dir` on the dev split."""
+    results, _ = runs.evaluate(self.dev.scored_on(self.training(run)),
+                               model_dir, self.dev.images)
+    return {'identity': self.dev.identity, 'box': headline(results['box'])}
+
+  def backbone_drift(self, run: design.Run, model_dir: str) -> Dict:
+    """How far the detector's backbone moved from its upstream checkpoint
+    (per block group) and the upstream val top-1 under the upstream's own
+    classifier, before and after its backbone is replaced by the
+    detector's."""
+    upstream_dir = self.path(self.upstream_name(run.upstream, run.seed))
+    upstream = self.upstream_training(run.upstream, run.seed).params()
+    task = task_factory.get_task(upstream.task)
+    classifier = task.build_model()
+    backbone_checkpoint.restore_detector(classifier, upstream_dir,
+                                         flag='upstream checkpoint')
+    detector_params = self.training(run).params()
+    detector = task_factory.get_task(detector_params.task).build_model()
+    backbone_checkpoint.restore_detector(detector, model_dir,
+                                         flag='model dir')
+    distance = backbone_drift.relative_distances(detector.backbone,
+                                                 classifier.backbone)
+    batches = task.build_inputs(upstream.task.validation_data)
+    before = backbone_drift.top1(classifier, batches)
+    backbone_drift.copy_backbone(detector.backbone, classifier.backbone)
+    after = backbone_drift.top1(classifier, batches)
+    tf_keras.backend.clear_session()
+    return {'distance': distance, 'upstream_top1': after,
+            'upstream_top1_of_upstream': before}
+
   def detector(self, run: design.Run, label: str, curve: bool,
-               data_redone: bool) -> Dict:
-    """One run's record: committed, or trained now (and committed)."""
+               data_redone: bool, dev: bool = False) -> Dict:
+    """One run's record: committed, or trained now (and committed). With
+    `dev`, the record is scored on the dev split too (a committed record
+    without that score is trained again unless its run is on disk)."""
     key = self.key(run)
     record = self.committed(run.name, key)
-    if record and (record['curve'] or not curve):
+    if record and (record['curve'] or not curve) and (
+        dev_split.NAME in record or not dev):
       print(f'[{label}] committed result reused ({self.record_path(run.name)}'
             ').', flush=True)
       return record
@@ -292,10 +328,41 @@ class ShapesGrid:
         resumable=True, force=bool(stale),
         identity=f'{key} curve' if curve else key)
     record = dict(marker['record'], key=key, seconds=marker['seconds'])
+    if dev:
+      record[dev_split.NAME] = self.score_on_dev(run, model_dir)
+    if run.strategy in DRIFT_MEASURED:
+      record['backbone_drift'] = self.backbone_drift(run, model_dir)
     self._commit(run.name, record)
     return record
 
   # -- driver -----------------------------------------------------------------
+  def data_stage(self, needed: bool) -> Tuple[bool, Dict]:
+    """Generates the world if runs need it (or it has no record).
+
+    Returns:
+      (whether it was made anew, so runs on disk are stale; its record).
+    """
+    data_record = self.committed(DATA, self.data_identity)
+    if not needed and data_record:
+      return False, data_record
+    data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
+                            self.make_data, self.demo.verify_data)
+    data_redone = 'skipped' not in data
+    if data_redone or not data_record:
+      data_record = {'key': self.data_identity, 'seconds': data['seconds']}
+      self._commit(DATA, data_record)
+    return data_redone, data_record
+
+  def run_pilot(self) -> List[Dict]:
+    """Trains the schedule pilot's runs (design.GridScale.pilot) that have
+    no committed record; returns every pilot record."""
+    todo = self.scale.pilot()
+    data_redone, _ = self.data_stage(True)
+    self.dev.ensure()
+    return [self.detector(run, f'{index}/{len(todo)} {run.name}', False,
+                          data_redone, dev=True)
+            for index, run in enumerate(todo, 1)]
+
   def run(self, curve: bool = False, report_only: bool = False) -> Dict:
     """Runs the grid (or its learning-curve runs); writes the report.
 
@@ -316,15 +383,7 @@ class ShapesGrid:
               flush=True)
       todo = [r for r in todo if r not in missing]
       missing = []
-    data_redone = False
-    data_record = self.committed(DATA, self.data_identity)
-    if missing or not data_record:
-      data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
-                              self.make_data, self.demo.verify_data)
-      data_redone = 'skipped' not in data
-      if data_redone or not data_record:
-        data_record = {'key': self.data_identity, 'seconds': data['seconds']}
-        self._commit(DATA, data_record)
+    data_redone, data_record = self.data_stage(bool(missing))
     records = [self.detector(run, f'{index}/{len(todo)} {run.name}', curve,
                              data_redone)
                for index, run in enumerate(todo, 1)]
@@ -418,8 +477,11 @@ def main(_):
       **{k: v for k, v in changes.items() if v is not None})
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
-  ShapesGrid(FLAGS.output_dir, scale, report_dir, command, reason).run(
-      FLAGS.curve, FLAGS.report_only)
+  grid = ShapesGrid(FLAGS.output_dir, scale, report_dir, command, reason)
+  if FLAGS.pilot:
+    grid.run_pilot()
+  else:
+    grid.run(FLAGS.curve, FLAGS.report_only)
 
 
 if __name__ == '__main__':
@@ -438,6 +500,10 @@ if __name__ == '__main__':
       "run's name and key). auto: bfloat16 where the CPU reports AMX-BF16 "
       'or AVX512-BF16 (or a GPU supports it). Default float32: the committed '
       'grid was measured in float32 and resumes only in it.')
+  flags.DEFINE_bool('pilot', False,
+                    'Only the schedule pilot: Cascade R-CNN NAS-FPN finetune '
+                    'and freeze at each of its step counts, scored on the dev '
+                    'split too (the long schedule is chosen from it).')
   flags.DEFINE_bool('report_only', False,
                     'Train nothing: write the report from the committed '
                     'records (those missing are named and left out).')
