@@ -573,6 +573,12 @@ class GridTest(tf.test.TestCase):
     self.assertEqual(drift['upstream_top1'], drift['upstream_top1_of_upstream'])
     self.assertTrue(all(d > 0 for d in
                         finetune['backbone_drift']['distance'].values()))
+    # Each landed run rewrites long_schedule.md: with both pilot runs scored
+    # on dev, L is chosen (the quick pilot's one step count).
+    with open(os.path.join(report_dir, 'long_schedule.md')) as f:
+      written = f.read()
+    self.assertIn('L = 12 steps, the only piloted schedule', written)
+    self.assertIn('| fpn_finetune_large_s0_12steps |', written)
     # A committed record without its dev score (e.g. made before the pilot)
     # is scored from the run on disk, not trained again.
     store = shapes_grid.records.RecordStore(os.path.join(report_dir, 'runs'))

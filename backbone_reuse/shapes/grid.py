@@ -56,6 +56,7 @@ from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import design
 from backbone_reuse.shapes import dev_split
+from backbone_reuse.shapes import long_schedule
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import report
 from backbone_reuse.shapes import runs
@@ -355,13 +356,29 @@ class ShapesGrid:
 
   def run_pilot(self) -> List[Dict]:
     """Trains the schedule pilot's runs (design.GridScale.pilot) that have
-    no committed record; returns every pilot record."""
+    no committed dev-scored record, writing long_schedule.md as each lands;
+    returns every pilot record."""
     todo = self.scale.pilot()
     data_redone, _ = self.data_stage(True)
     self.dev.ensure()
-    return [self.detector(run, f'{index}/{len(todo)} {run.name}', False,
-                          data_redone, dev=True)
-            for index, run in enumerate(todo, 1)]
+    for index, run in enumerate(todo, 1):
+      self.detector(run, f'{index}/{len(todo)} {run.name}', False,
+                    data_redone, dev=True)
+      pilot = self.pilot_records()
+      report.write_long_schedule(self.long_schedule(pilot), pilot,
+                                 self.report_dir)
+    return pilot
+
+  def pilot_records(self) -> List[Dict]:
+    """The pilot's committed records that carry a dev score."""
+    found = [self.committed(run.name, self.key(run))
+             for run in self.scale.pilot()]
+    return [r for r in found if r and dev_split.NAME in r]
+
+  def long_schedule(self, pilot: List[Dict]) -> Dict:
+    """The long schedule L the pilot's records choose (long_schedule.py)."""
+    return long_schedule.choose(pilot, self.scale.pilot_capacity,
+                                self.scale.pilot_steps, self.scale.pilot_seeds)
 
   def run(self, curve: bool = False, report_only: bool = False) -> Dict:
     """Runs the grid (or its learning-curve runs); writes the report.
@@ -407,7 +424,11 @@ class ShapesGrid:
     if curve:
       report.write_curve(records, context, self.report_dir)
     else:
+      pilot = self.pilot_records()
+      context['long_schedule'] = self.long_schedule(pilot)
       report.write_report(records, context, self.report_dir)
+      report.write_long_schedule(context['long_schedule'], pilot,
+                                 self.report_dir)
     print(f'Report written to {self.report_dir}', flush=True)
     return {'context': context, 'records': records}
 

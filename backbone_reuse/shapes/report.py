@@ -16,6 +16,7 @@ from typing import Dict, List, Tuple
 
 from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import figures
+from backbone_reuse.shapes import long_schedule
 from backbone_reuse.shapes import records as record_store
 from backbone_reuse.shapes import tables
 from backbone_reuse.shapes.experiments import CAPACITIES
@@ -135,10 +136,13 @@ def summary(records: List[Dict], context: Dict) -> Dict:
         'seeds': seeds,
         'box_ap': [by_seed[s]['results']['box']['AP'] for s in seeds],
         'box_apr': [by_seed[s]['results']['box']['APr'] for s in seeds]})
-  return {'wall_minutes': wall_minutes(records, context),
-          'time': where_the_time_went(records, context),
-          'upstream': upstream, 'cells': cells,
-          'claims': claims.claims(records)}
+  found = {'wall_minutes': wall_minutes(records, context),
+           'time': where_the_time_went(records, context),
+           'upstream': upstream, 'cells': cells,
+           'claims': claims.claims(records)}
+  if 'long_schedule' in context:
+    found['long_schedule'] = context['long_schedule']
+  return found
 
 def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   """Writes table1.md, table3.md, figure1.png, figure4.png, README.md and
@@ -175,6 +179,26 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   _write(report_dir, 'README.md', readme(records, context))
   _write(report_dir, SUMMARY,
          json.dumps(summary(records, context), indent=1) + '\n')
+
+def write_long_schedule(choice: Dict, pilot: List[Dict],
+                        report_dir: str) -> None:
+  """long_schedule.md: the schedule pilot's dev scores, the long schedule
+  L they choose, and how far each pilot backbone moved from its upstream."""
+  text = ['# The long schedule L (the schedule pilot, dev split)', '',
+          long_schedule.describe(choice), '',
+          f'Rule: {choice["rule"]}. Seeds with every pilot run: '
+          f'{", ".join(map(str, choice["seeds"])) or "none yet"}.', '']
+  scores = long_schedule.table(choice)
+  if scores:
+    text += ['Dev box AP × 100, pilot means:', '', scores, '']
+  drift = long_schedule.drift_table(pilot)
+  if drift:
+    text += ['## How far each backbone moved from its upstream checkpoint',
+             '', 'Relative L2 distance ||w − w0|| / ||w0|| per block group '
+             '(BatchNorm statistics excluded), and the upstream val top-1 '
+             "under the upstream run's own classifier, with its backbone "
+             'and then with this run\'s.', '', drift, '']
+  _write(report_dir, 'long_schedule.md', '\n'.join(text))
 
 def _precision(context: Dict) -> str:
   found = context.get('precision') or {'dtype': 'float32', 'reason': ''}

@@ -1,0 +1,103 @@
+"""The long schedule L is chosen by convergence on the dev split only."""
+import tensorflow as tf
+
+from backbone_reuse.shapes import long_schedule
+
+_STEPS = (3000, 6000, 12000)
+
+
+def _record(strategy, steps, seed, dev_ap, val_ap=0.5):
+  return {'run': {'capacity': 'nasfpn_cascade', 'strategy': strategy,
+                  'upstream': 'large', 'seed': seed, 'steps': steps},
+          'name': f'nasfpn_cascade_{strategy}_large_s{seed}_{steps}steps',
+          'results': {'box': {'AP': val_ap}},
+          'dev': {'identity': {'seed': 1000}, 'box': {'AP': dev_ap}}}
+
+
+def _pilot(dev, val=None):
+  """dev / val: {(strategy, steps): [AP of seed 3, AP of seed 4]}."""
+  return [_record(strategy, steps, seed, aps[i],
+                  (val or {}).get((strategy, steps), [0.5, 0.5])[i])
+          for (strategy, steps), aps in dev.items()
+          for i, seed in enumerate((3, 4))]
+
+
+def _choose(records):
+  return long_schedule.choose(records, 'nasfpn_cascade', _STEPS, (3, 4))
+
+
+class LongScheduleTest(tf.test.TestCase):
+
+  def test_l_is_the_first_doubling_that_adds_under_one_ap_on_dev(self):
+    # On dev: 3000 -> 6000 adds 3 AP to freeze; 6000 -> 12000 adds 0.5
+    # (freeze) and 0.9 (finetune). On val 3000 would look converged.
+    dev = {('freeze', 3000): [0.60, 0.62], ('freeze', 6000): [0.63, 0.65],
+           ('freeze', 12000): [0.635, 0.655],
+           ('finetune', 3000): [0.61, 0.61], ('finetune', 6000): [0.615,
+                                                                  0.615],
+           ('finetune', 12000): [0.624, 0.624]}
+    val = {key: [0.5, 0.5] for key in dev}
+    choice = _choose(_pilot(dev, val))
+    self.assertEqual(choice['L'], 6000)
+    self.assertTrue(choice['converged'])
+    self.assertEqual(choice['seeds'], [3, 4])
+    self.assertEmpty(choice['missing'])
+    self.assertAllClose(choice['dev_box_ap']['freeze'][3000], 61.0)
+    self.assertAllClose(choice['doubling_gain']['freeze']['3000->6000'], 3.0)
+    self.assertAllClose(choice['doubling_gain']['finetune']['6000->12000'],
+                        0.9)
+    self.assertIn('L = 6000 steps', long_schedule.describe(choice))
+
+  def test_the_longest_is_l_and_says_it_is_unconverged(self):
+    dev = {(s, n): [0.1 * n / 3000, 0.1 * n / 3000]
+           for s in ('freeze', 'finetune') for n in _STEPS}
+    choice = _choose(_pilot(dev))
+    self.assertEqual(choice['L'], 12000)
+    self.assertFalse(choice['converged'])
+    self.assertIn('not converged there: doubling from 6000 still added '
+                  'freeze +20.0, finetune +20.0',
+                  long_schedule.describe(choice))
+
+  def test_undecided_while_a_pilot_run_lacks_a_dev_score(self):
+    dev = {(s, n): [0.6, 0.6] for s in ('freeze', 'finetune')
+           for n in _STEPS}
+    records = _pilot(dev)
+    del records[-1]['dev']  # finetune 12000 s4: val only.
+    choice = _choose(records)
+    self.assertIsNone(choice['L'])
+    self.assertEqual(choice['missing'],
+                     ['nasfpn_cascade_finetune_large_s4_12000steps'])
+    self.assertEqual(choice['seeds'], [3])  # Means over complete seeds.
+    self.assertIn('1 pilot run(s) have no dev score',
+                  long_schedule.describe(choice))
+
+  def test_other_runs_are_not_read(self):
+    dev = {(s, n): [0.6, 0.6] for s in ('freeze', 'finetune')
+           for n in _STEPS}
+    records = _pilot(dev)
+    noise = _record('freeze', 3000, 3, 0.99)
+    noise['run'] = dict(noise['run'], capacity='fpn')
+    partial = _record('partial', 3000, 3, 0.99)
+    partial['run'] = dict(partial['run'], frozen_stages=3)
+    choice = _choose(records + [noise, partial])
+    self.assertAllClose(choice['dev_box_ap']['freeze'][3000], 60.0)
+
+  def test_steps_that_do_not_double_are_refused(self):
+    with self.assertRaisesRegex(ValueError, 'each must double'):
+      long_schedule.choose([], 'nasfpn_cascade', (3000, 5000), (3,))
+
+  def test_drift_table_lists_each_measured_run(self):
+    record = _record('finetune', 3000, 3, 0.6)
+    record['backbone_drift'] = {
+        'distance': {'stem': 0.1, 'group1': 0.2},
+        'upstream_top1': 0.5, 'upstream_top1_of_upstream': 0.9}
+    text = long_schedule.drift_table([record, _record('freeze', 3000, 3,
+                                                      0.6)])
+    self.assertIn('| nasfpn_cascade_finetune_large_s3_3000steps | 0.100 | '
+                  '0.200 | 0.900 -> 0.500 |', text)
+    self.assertEqual(text.count('\n'), 2)  # Header, rule, one run.
+    self.assertIsNone(long_schedule.drift_table([]))
+
+
+if __name__ == '__main__':
+  tf.test.main()
