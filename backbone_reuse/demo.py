@@ -1,12 +1,41 @@
-r"""`python -m backbone_reuse.demo`: the Shapes-world demo.
+r"""`python -m backbone_reuse.demo`: the Shapes-world demo, end to end.
 
-The demo lives with the rest of the Shapes world, in
-backbone_reuse/shapes/demo.py; this is its short entry point.
+  python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default] \
+      [--precision=auto|float32|bfloat16] [--seed=0]
+
+What it runs (data, upstream, detector, evaluate) is
+backbone_reuse/shapes/demo.py; this is its command line.
 """
 from absl import app
+from absl import flags
+from absl import logging
 
+from backbone_reuse import errors
+from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import demo
 
+
+def main(_):
+  logging.set_verbosity(logging.WARNING)
+  try:
+    dtype, reason = precision.choose(flags.FLAGS.precision)
+  except ValueError as error:
+    errors.report_bad_input(error)
+  print(f'Precision: {dtype} ({reason}).', flush=True)
+  demo.Demo(flags.FLAGS.output_dir, demo.SCALES[flags.FLAGS.scale],
+            flags.FLAGS.seed, dtype, reason).run()
+
+
 if __name__ == '__main__':
-  demo.define_flags()
-  app.run(demo.main)
+  flags.DEFINE_string('output_dir', 'runs/demo',
+                      'Where data, checkpoints and results go.')
+  flags.DEFINE_enum('scale', 'default', list(demo.SCALES),
+                    'How much data and training.')
+  flags.DEFINE_string('precision', 'auto',
+                      'auto | float32 | bfloat16 for both trainings. auto: '
+                      'bfloat16 where the CPU reports AMX-BF16 or '
+                      'AVX512-BF16 (or a GPU supports it), else float32.')
+  flags.DEFINE_integer('seed', 0,
+                       'Generates the Shapes world and seeds both trainings '
+                       '(data order, samplers, initialisation).')
+  app.run(main)

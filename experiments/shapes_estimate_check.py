@@ -29,7 +29,7 @@ from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import estimate
 from backbone_reuse.shapes import experiments as shapes_experiments
 from backbone_reuse.shapes import design
-from backbone_reuse.shapes import grid
+from backbone_reuse.shapes import grid_runner
 from backbone_reuse.shapes import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def _measured(pairs: List[Dict[str, Dict]], strategy: str) -> Dict:
 def _estimated(capacity: str, strategy: str) -> Dict:
   run = design.Run(capacity, strategy, 'large', 0)
   params = runs.Training(
-      grid.DETECTOR, run.config_files(),
+      grid_runner.DETECTOR, run.config_files(),
       {'task': {'init_checkpoint': 'estimated/only'}}).params()
   return estimate.estimate(params, replicas=1)
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import testing_utils
 from backbone_reuse import errors
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 
 def _run(*flags):
   return testing_utils.run_module('backbone_reuse.data.coco_tfrecord', *flags)
@@ -39,7 +39,7 @@ class CocoTfrecordTest(tf.test.TestCase):
 
   def _refused(self, annotation_file, image_dir, message):
     with self.assertRaisesRegex(errors.BadInput, message):
-      coco_tfrecord.check_annotations(annotation_file, image_dir)
+      coco_conversion.check_annotations(annotation_file, image_dir)
     result = _run(f'--annotation_file={annotation_file}',
                   f'--image_dir={image_dir}',
                   f'--output_prefix={self.get_temp_dir()}/out')
@@ -90,7 +90,7 @@ class CocoTfrecordTest(tf.test.TestCase):
       jobs.append({'annotation_file': annotation_file, 'image_dir': image_dir,
                    'output_prefix': os.path.join(directory, 'records'),
                    'include_masks': False})  # The set has boxes only.
-    patterns = coco_tfrecord.convert_each(jobs)
+    patterns = coco_conversion.convert_each(jobs)
     self.assertEqual(patterns, [f"{j['output_prefix']}-*" for j in jobs])
     self.assertEqual([sum(1 for f in tf.io.gfile.glob(p)
                           for _ in tf.data.TFRecordDataset(f))
@@ -107,7 +107,7 @@ class CocoTfrecordTest(tf.test.TestCase):
              'output_prefix': os.path.join(directory, 'b')}]
     with self.assertRaisesRegex(errors.BadInput, r'nope\.json.*does not '
                                 'exist'):
-      coco_tfrecord.convert_each(jobs)
+      coco_conversion.convert_each(jobs)
     self.assertEmpty(tf.io.gfile.glob(os.path.join(directory, '[ab]-*')))
 
 if __name__ == '__main__':

@@ -2,12 +2,13 @@
 
   * configs import no model code: importing backbone_reuse.configs.detection
     (and .strategies, .schedule, .resolve) loads no module of
-    backbone_reuse.modeling that builds layers, and nothing of tasks or
+    backbone_reuse.modeling (not even for a constant), nothing of tasks or
     shapes; resolve does not import the registry (its callers do);
-  * no module imports a command-line module (train, reproduce, export,
-    predict, demo, tools/*), command lines included: what two commands
-    share lives in a library module (training.py, serving.py,
-    evaluation/files.py, ...);
+  * no module imports a command-line module (any module with a `__main__`
+    block: train, reproduce, export, predict, demo, tools/*, the converters,
+    the Shapes grid, ...), command lines included: what two commands share
+    lives in a library module (training.py, serving.py, evaluation/files.py,
+    data/coco_conversion.py, shapes/grid_runner.py, ...);
   * nothing outside backbone_reuse/shapes/ imports it, except the experiment
     registry (which registers its experiments) and `backbone_reuse.demo`
     (the Shapes demo's command line).
@@ -22,13 +23,8 @@ import tensorflow as tf
 import testing_utils
 
 PACKAGE = testing_utils.REPO / 'backbone_reuse'
-COMMAND_LINES = {'backbone_reuse.train', 'backbone_reuse.reproduce',
-                 'backbone_reuse.export', 'backbone_reuse.predict',
-                 'backbone_reuse.demo', 'backbone_reuse.tools'}
 SHAPES = 'backbone_reuse.shapes'
 MAY_IMPORT_SHAPES = {'backbone_reuse.registry_imports', 'backbone_reuse.demo'}
-# Model-free modules of backbone_reuse.modeling (plain numpy).
-MODEL_FREE = {'backbone_reuse.modeling', 'backbone_reuse.modeling.class_balanced'}
 
 
 def _module(path: pathlib.Path) -> str:
@@ -44,6 +40,20 @@ def _imports(path: pathlib.Path):
     elif isinstance(node, ast.Import):
       found.update(a.name for a in node.names)
   return {i for i in found if i.startswith('backbone_reuse')}
+
+
+def _is_command_line(path: pathlib.Path) -> bool:
+  """Whether the module has an `if __name__ == '__main__':` block."""
+  for node in ast.parse(path.read_text()).body:
+    if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == '__name__'):
+      return True
+  return False
+
+
+COMMAND_LINES = {_module(p) for p in PACKAGE.rglob('*.py')
+                 if _is_command_line(p)}
 
 
 def _start(*modules) -> subprocess.Popen:
@@ -92,8 +102,7 @@ class LayersTest(tf.test.TestCase):
     loaded = _loaded(self.configs)
     self.assertIn('backbone_reuse.configs.detection', loaded)
     bad = sorted(m for m in loaded
-                 if (_within(m, 'backbone_reuse.modeling')
-                     and m not in MODEL_FREE)
+                 if _within(m, 'backbone_reuse.modeling')
                  or _within(m, 'backbone_reuse.tasks') or _within(m, SHAPES))
     self.assertEmpty(bad)
 
@@ -104,8 +113,7 @@ class LayersTest(tf.test.TestCase):
     bad = sorted(m for m in loaded
                  if m == 'backbone_reuse.registry_imports'
                  or _within(m, 'backbone_reuse.tasks') or _within(m, SHAPES)
-                 or (_within(m, 'backbone_reuse.modeling')
-                     and m not in MODEL_FREE))
+                 or _within(m, 'backbone_reuse.modeling'))
     self.assertEmpty(bad)
 
   def test_no_module_imports_a_command_line(self):
@@ -113,8 +121,7 @@ class LayersTest(tf.test.TestCase):
     for path in sorted(PACKAGE.rglob('*.py')):
       module = _module(path)
       found += [f'{module} imports {i}' for i in sorted(_imports(path))
-                if any(_within(i, c) for c in COMMAND_LINES)
-                and not _within(i, module)]
+                if i in COMMAND_LINES and i != module]
     self.assertEmpty(found)
 
   def test_only_the_shapes_package_knows_the_shapes_world(self):
@@ -136,6 +143,17 @@ class LayersTest(tf.test.TestCase):
     # Imports inside functions count too.
     self.assertIn('backbone_reuse.evaluation.lvis_metrics',
                   _imports(PACKAGE / 'evaluation' / 'files.py'))
+    # Command lines are found by their __main__ block, library modules are
+    # not taken for them.
+    self.assertContainsSubset(
+        {'backbone_reuse.train', 'backbone_reuse.demo',
+         'backbone_reuse.tools.evaluate', 'backbone_reuse.data.coco_tfrecord',
+         'backbone_reuse.shapes.grid', 'backbone_reuse.shapes.adapters_study'},
+        COMMAND_LINES)
+    self.assertNoCommonElements(
+        {'backbone_reuse.training', 'backbone_reuse.shapes.grid_runner',
+         'backbone_reuse.shapes.demo', 'backbone_reuse.data.coco_conversion'},
+        COMMAND_LINES)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ import testing_utils
 from backbone_reuse.configs import resolve
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
-from backbone_reuse.modeling import class_balanced
+from backbone_reuse.configs import class_balanced
 
 _LVIS = 'backbone_reuse_maskrcnn_lvis'
 _SMOKE = testing_utils.REPO / 'configs' / 'smoke' / 'lvis_tiny.yaml'

@@ -9,7 +9,7 @@ from PIL import Image
 import tensorflow as tf
 
 from backbone_reuse.data import category_map
-from backbone_reuse.data import lvis_tfrecord
+from backbone_reuse.data import lvis_conversion
 
 # Category ids with gaps, as in COCO; LVIS v1's are 1..1203 (identity map).
 _CATEGORIES = [
@@ -58,7 +58,7 @@ class LvisTfrecordTest(tf.test.TestCase):
   def test_round_trip_through_model_gardens_decoder(self):
     root = self.get_temp_dir()
     path, images, annotations = _lvis_v1_like(root)
-    pattern = lvis_tfrecord.convert(
+    pattern = lvis_conversion.convert(
         path, [os.path.join(root, 'train2017'), os.path.join(root, 'val2017')],
         os.path.join(root, 'records', 'lvis'), num_shards=2)
     files = sorted(glob.glob(pattern))
@@ -68,7 +68,7 @@ class LvisTfrecordTest(tf.test.TestCase):
     seen = {}
     for serialized in tf.data.TFRecordDataset(files):
       decoded = decoder.decode(serialized)
-      federated = lvis_tfrecord.decode_federated_fields(serialized)
+      federated = lvis_conversion.decode_federated_fields(serialized)
       image_id = int(decoded['source_id'].numpy())
       seen[image_id] = (decoded, federated)
     self.assertEqual(set(seen), {139, 9})
@@ -96,7 +96,7 @@ class LvisTfrecordTest(tf.test.TestCase):
       for mask, annotation in zip(masks, expected):
         self.assertAllClose(mask.sum(), annotation['area'],
                             rtol=0.2)  # Polygon rasterisation at edges.
-    with open(lvis_tfrecord.categories_file(
+    with open(lvis_conversion.categories_file(
         os.path.join(root, 'records', 'lvis'))) as f:
       written = json.load(f)
     self.assertEqual(
@@ -130,7 +130,7 @@ class LvisTfrecordTest(tf.test.TestCase):
     with open(coco_like, 'w') as f:
       json.dump(dataset, f)
     with self.assertRaisesRegex(ValueError, "lacks \\['neg_category_ids'\\]"):
-      lvis_tfrecord.convert(coco_like, [root], os.path.join(root, 'a'))
+      lvis_conversion.convert(coco_like, [root], os.path.join(root, 'a'))
     with self.assertRaisesRegex(ValueError, 'does not exist across image'):
-      lvis_tfrecord.convert(path, [root, os.path.join(root, 'val2017')],
+      lvis_conversion.convert(path, [root, os.path.join(root, 'val2017')],
                             os.path.join(root, 'b'))

@@ -9,7 +9,7 @@ import tensorflow as tf
 import testing_utils
 from backbone_reuse import preflight
 from backbone_reuse.configs import resolve
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 
 
 class OwnDataTest(tf.test.TestCase):
@@ -20,7 +20,7 @@ class OwnDataTest(tf.test.TestCase):
     directory = os.path.join(tf.compat.v1.test.get_temp_dir(), 'own_data')
     cls.annotation_file, image_dir = testing_utils.own_coco_dataset(
         directory, num_images=6)
-    cls.pattern = coco_tfrecord.convert(
+    cls.pattern = coco_conversion.convert(
         cls.annotation_file, image_dir, os.path.join(directory, 'train'),
         include_masks=False)
 

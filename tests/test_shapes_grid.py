@@ -16,7 +16,7 @@ import testing_utils
 
 from backbone_reuse.shapes import claims as shapes_claims
 from backbone_reuse.shapes import design as shapes_design
-from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import grid_runner
 from backbone_reuse.shapes import figures as shapes_figures
 from backbone_reuse.shapes import report as shapes_report
 from backbone_reuse.shapes import tables as shapes_tables
@@ -321,7 +321,7 @@ class GridTest(tf.test.TestCase):
 
   def test_a_partial_run_names_its_k_and_sets_it(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+    grid = grid_runner.ShapesGrid(self.get_temp_dir(),
                                   shapes_design.SCALES['default'], report_dir)
     one, three = (shapes_design.Run('nasfpn_cascade', 'partial', 'large', 2,
                                   frozen_stages=k) for k in (1, 3))
@@ -344,7 +344,7 @@ class GridTest(tf.test.TestCase):
 
   def test_a_long_run_has_its_own_name_steps_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
-    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+    grid = grid_runner.ShapesGrid(self.get_temp_dir(),
                                   shapes_design.SCALES['default'], report_dir)
     short = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3)
     long = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
@@ -381,19 +381,19 @@ class GridTest(tf.test.TestCase):
     # A committed record keeps its key although its run now checkpoints
     # every RESUME_EVERY steps (so a stopped machine loses little).
     report_dir = os.path.join(testing_utils.REPO, 'experiments', 'shapes', 'report')
-    grid = shapes_grid.ShapesGrid(self.get_temp_dir(),
+    grid = grid_runner.ShapesGrid(self.get_temp_dir(),
                                   shapes_design.SCALES['default'], report_dir)
     run = shapes_design.Run('nasfpn_cascade', 'freeze', 'large', 3, 3000)
     trainer = grid.training(run).params().trainer
-    self.assertEqual(trainer.checkpoint_interval, shapes_grid.RESUME_EVERY)
+    self.assertEqual(trainer.checkpoint_interval, grid_runner.RESUME_EVERY)
     self.assertLess(trainer.checkpoint_interval, trainer.train_steps)
     self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
 
   def test_precision_is_part_of_every_name_and_key(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     scale = shapes_design.SCALES['default']
-    float32 = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
-    bfloat16 = shapes_grid.ShapesGrid(
+    float32 = grid_runner.ShapesGrid(self.get_temp_dir(), scale, report_dir)
+    bfloat16 = grid_runner.ShapesGrid(
         self.get_temp_dir(), dataclasses.replace(scale, precision='bfloat16'),
         report_dir)
     run32, run16 = float32.scale.grid()[0], bfloat16.scale.grid()[0]
@@ -417,8 +417,8 @@ class GridTest(tf.test.TestCase):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     scale = shapes_design.SCALES['default']
     run = shapes_design.Run('fpn', 'freeze', 'large', 0)
-    default = shapes_grid.ShapesGrid(self.get_temp_dir(), scale, report_dir)
-    faster = shapes_grid.ShapesGrid(
+    default = grid_runner.ShapesGrid(self.get_temp_dir(), scale, report_dir)
+    faster = grid_runner.ShapesGrid(
         self.get_temp_dir(),
         dataclasses.replace(scale, detector_learning_rate=0.16), report_dir)
     optimizer = faster.training(run).params().trainer.optimizer_config
@@ -454,7 +454,7 @@ class GridTest(tf.test.TestCase):
     scale = shapes_design.SCALES['quick']
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      result = shapes_grid.ShapesGrid(output_dir, scale, report_dir,
+      result = grid_runner.ShapesGrid(output_dir, scale, report_dir,
                                       'python -m quick').run()
     printed = out.getvalue()
     self.assertIn('[4/4 fpn_freeze_large_s1] finished in', printed)
@@ -509,7 +509,7 @@ class GridTest(tf.test.TestCase):
     # is generated or trained, and the same records are reported.
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      again = shapes_grid.ShapesGrid(
+      again = grid_runner.ShapesGrid(
           os.path.join(self.get_temp_dir(), 'fresh'), scale, report_dir).run()
     printed = out.getvalue()
     self.assertEqual(printed.count('committed result reused'), 4)
@@ -522,7 +522,7 @@ class GridTest(tf.test.TestCase):
     more = dataclasses.replace(scale, large_seeds={'fpn': (0, 1, 2)})
     fresh = os.path.join(self.get_temp_dir(), 'report_only')
     with contextlib.redirect_stdout(out):
-      reported = shapes_grid.ShapesGrid(fresh, more, report_dir).run(
+      reported = grid_runner.ShapesGrid(fresh, more, report_dir).run(
           report_only=True)
     self.assertIn('2 of 6 runs have no committed record and are left out: '
                   'fpn_finetune_large_s2, fpn_freeze_large_s2', out.getvalue())
@@ -531,8 +531,8 @@ class GridTest(tf.test.TestCase):
 
     # A changed run (another detector schedule) is not taken for the
     # committed one.
-    grid = shapes_grid.ShapesGrid(output_dir, scale, report_dir)
-    changed = shapes_grid.ShapesGrid(
+    grid = grid_runner.ShapesGrid(output_dir, scale, report_dir)
+    changed = grid_runner.ShapesGrid(
         output_dir, dataclasses.replace(scale, detector_steps=12), report_dir)
     run = scale.grid()[0]
     self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
@@ -541,7 +541,7 @@ class GridTest(tf.test.TestCase):
     # The learning curve retrains the seed-0 runs (their records have no
     # curve) and evaluates them at each quarter of the 8 steps.
     with contextlib.redirect_stdout(io.StringIO()):
-      curve = shapes_grid.ShapesGrid(output_dir, scale, report_dir).run(
+      curve = grid_runner.ShapesGrid(output_dir, scale, report_dir).run(
           curve=True)
     self.assertEqual([r['name'] for r in curve['records']],
                      ['fpn_finetune_large_s0', 'fpn_freeze_large_s0'])
@@ -556,7 +556,7 @@ class GridTest(tf.test.TestCase):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     scale = shapes_design.SCALES['quick']
     with contextlib.redirect_stdout(io.StringIO()):
-      records = shapes_grid.ShapesGrid(output_dir, scale,
+      records = grid_runner.ShapesGrid(output_dir, scale,
                                        report_dir).run_pilot()
     self.assertEqual([r['name'] for r in records],
                      ['fpn_freeze_large_s0_12steps',
@@ -581,7 +581,7 @@ class GridTest(tf.test.TestCase):
     self.assertIn('| fpn_finetune_large_s0_12steps |', written)
     # A committed record without its dev score (e.g. made before the pilot)
     # is scored from the run on disk, not trained again.
-    store = shapes_grid.records.RecordStore(os.path.join(report_dir, 'runs'))
+    store = grid_runner.records.RecordStore(os.path.join(report_dir, 'runs'))
     path = store.path(freeze['name'])
     with open(path) as f:
       stripped = json.load(f)
@@ -589,7 +589,7 @@ class GridTest(tf.test.TestCase):
     store.commit(freeze['name'], stripped)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      again = shapes_grid.ShapesGrid(output_dir, scale,
+      again = grid_runner.ShapesGrid(output_dir, scale,
                                      report_dir).run_pilot()
     self.assertIn('done in an earlier run', out.getvalue())
     self.assertNotIn('train and evaluate ...', out.getvalue())

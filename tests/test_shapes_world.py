@@ -10,7 +10,7 @@ from official.vision.dataloaders import tf_example_decoder
 from pycocotools import coco
 import tensorflow as tf
 
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 from backbone_reuse.shapes import world as shapes_world
 
 _WEIGHTS = shapes_world.long_tail_weights(0)
@@ -96,7 +96,7 @@ class ShapesWorldTest(tf.test.TestCase):
                      {c['id']: c['frequency'] for c in train['categories']})
 
   def test_converter_round_trips_annotations(self):
-    pattern = coco_tfrecord.convert(self.val_json, self.val_images,
+    pattern = coco_conversion.convert(self.val_json, self.val_images,
                                     self.get_temp_dir() + '/val')
     decoder = tf_example_decoder.TfExampleDecoder(include_mask=True)
     dataset = coco.COCO(self.val_json)

@@ -18,7 +18,7 @@ from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
 
 from backbone_reuse.dataloaders import tfds_names
-from backbone_reuse.modeling import class_balanced
+from backbone_reuse.configs import class_balanced
 from backbone_reuse.configs import strategies
 
 DETECTORS = ('fasterrcnn', 'maskrcnn', 'cascadercnn', 'retinanet')
@@ -78,7 +78,7 @@ class Adapters(hyperparams.Config):
 class ClassBalancedLoss(hyperparams.Config):
   """Per-class weights on the box classifier's cross-entropy.
 
-  See backbone_reuse/modeling/class_balanced.py for the formulas.
+  See backbone_reuse/configs/class_balanced.py for the formulas.
   """
   type: str = class_balanced.NONE  # none|effective_number|inverse_frequency
   beta: float = 0.999  # effective_number only (Cui et al. 2019).

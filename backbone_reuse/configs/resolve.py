@@ -18,7 +18,7 @@ import tensorflow as tf
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import schedule
 from backbone_reuse.data import category_map
-from backbone_reuse.modeling import class_balanced
+from backbone_reuse.configs import class_balanced
 
 
 @dataclasses.dataclass
@@ -103,7 +103,7 @@ def fill_derived(params) -> None:
 def fill_class_weights(params) -> None:
   """An R-CNN task's `task.class_balanced_loss` becomes Model Garden's
   per-class `task.losses.class_weights`, from the annotation counts of its
-  training JSON (modeling/class_balanced.py), marked `resolved`."""
+  training JSON (configs/class_balanced.py), marked `resolved`."""
   task = params.task
   balanced = getattr(task, 'class_balanced_loss', None)
   if (balanced is None or balanced.type == class_balanced.NONE

@@ -38,7 +38,7 @@ from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import resources
 from backbone_reuse.shapes import design as shapes_design
 from backbone_reuse.shapes import dev_split
-from backbone_reuse.shapes import grid as shapes_grid
+from backbone_reuse.shapes import grid_runner
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
@@ -109,7 +109,7 @@ class AdaptersStudy:
                quick: bool = False, seeds: Sequence[int] = DEFAULT_SEEDS,
                variants: Sequence[str] = tuple(_BY_NAME)):
     scale = shapes_design.SCALES['quick' if quick else 'default']
-    self.grid = shapes_grid.ShapesGrid(output_dir, scale, grid_report_dir)
+    self.grid = grid_runner.ShapesGrid(output_dir, scale, grid_report_dir)
     self.study_dir = os.path.abspath(study_dir)
     self.seeds = tuple(seeds)
     self.variants = [variant(v) for v in variants]
@@ -134,7 +134,7 @@ class AdaptersStudy:
   def key(self, v: Variant, seed: int) -> str:
     run = self.run_of(v, seed)
     return runs.config_key(
-        shapes_grid.without_checkpointing(self.training(v, seed).params()),
+        runs.without_checkpointing(self.training(v, seed).params()),
         self.grid.upstream_key(run.upstream, seed),
         self.grid.data_identity, {DEV: self.dev.identity})
 
@@ -154,7 +154,7 @@ class AdaptersStudy:
       runs.train(training, model_dir, 'train', name)
       results, _ = runs.evaluate(training, model_dir, self.dev.images)
       return {'train_steps': training.params().trainer.train_steps,
-              'box': shapes_grid.headline(results['box'])}
+              'box': runs.headline(results['box'])}
 
     marker = stages.run_stage(
         model_dir, label, 'train, and score on the dev split', work,
@@ -164,7 +164,7 @@ class AdaptersStudy:
         'key': key, 'name': name, 'variant': v.name, 'seed': seed,
         'strategy': v.strategy, 'adapters': dict(v.adapters),
         'split': DEV, DEV: marker['box'], 'seconds': marker['seconds'],
-        'upstream_checkpoint': shapes_grid.checkpoint_digest(
+        'upstream_checkpoint': runs.checkpoint_digest(
             self.grid.path(self.grid.upstream_name('large', seed))),
         'resources': runs.load_json(model_dir, resources.FILENAME)}
     self.records.commit(name, record)

@@ -1,7 +1,5 @@
-r"""The whole method on a CPU, in minutes: the Shapes-world demo.
-
-  python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default] \
-      [--precision=auto|float32|bfloat16]
+r"""The whole method on a CPU, in minutes: the Shapes-world demo (its
+command line: backbone_reuse/demo.py).
 
 Stages, each skipped when a verified result of an earlier run is there:
   data      generate the upstream classification set and the long-tailed
@@ -30,14 +28,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Keep the demo readable.
 import resource
 from typing import Callable, Dict, Optional
 
-from absl import app
-from absl import flags
-from absl import logging
 import tensorflow as tf
 
-from backbone_reuse import errors
 from backbone_reuse.analysis import visualize
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 from backbone_reuse.data import tfrecord_check
 from backbone_reuse.modeling import precision
 from backbone_reuse.shapes import runs
@@ -103,7 +97,7 @@ class Demo:
                    'image_dir': image_dir, 'output_prefix': split_dir,
                    'num_shards': 2 if split == 'train' else 1})
       counts[f'detection/{split}'] = n
-    coco_tfrecord.convert_each(jobs)
+    coco_conversion.convert_each(jobs)
     return {'records': counts, 'seed': self.seed}
 
   def verify_data(self, marker):
@@ -307,35 +301,3 @@ def render_summary(summary: Dict) -> str:
       '',
   ]
   return '\n'.join(lines)
-
-
-def main(_):
-  logging.set_verbosity(logging.WARNING)
-  try:
-    dtype, reason = precision.choose(flags.FLAGS.precision)
-  except ValueError as error:
-    errors.report_bad_input(error)
-  print(f'Precision: {dtype} ({reason}).', flush=True)
-  Demo(flags.FLAGS.output_dir, SCALES[flags.FLAGS.scale],
-       flags.FLAGS.seed, dtype, reason).run()
-
-
-def define_flags():
-  """The demo's flags; defined on demand, so importing this module defines
-  none."""
-  flags.DEFINE_string('output_dir', 'runs/demo',
-                      'Where data, checkpoints and results go.')
-  flags.DEFINE_enum('scale', 'default', list(SCALES),
-                    'How much data and training.')
-  flags.DEFINE_string('precision', 'auto',
-                      'auto | float32 | bfloat16 for both trainings. auto: '
-                      'bfloat16 where the CPU reports AMX-BF16 or '
-                      'AVX512-BF16 (or a GPU supports it), else float32.')
-  flags.DEFINE_integer('seed', 0,
-                       'Generates the Shapes world and seeds both trainings '
-                       '(data order, samplers, initialisation).')
-
-
-if __name__ == '__main__':
-  define_flags()
-  app.run(main)

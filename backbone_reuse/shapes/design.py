@@ -1,6 +1,6 @@
 """The Shapes grid's design: which detector runs it trains (Run, GridScale,
 SCALES) and the committed YAMLs each run is built from. Orchestration (data,
-upstreams, training, records, the report) is in grid.py.
+upstreams, training, records, the report) is in grid_runner.py.
 
 The grid (one Shapes world; the same schedule in every cell but the
 schedule-length study's):

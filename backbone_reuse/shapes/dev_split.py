@@ -11,7 +11,7 @@ import json
 import os
 from typing import Dict, Optional
 
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 from backbone_reuse.shapes import runs
 from backbone_reuse.shapes import stages
 from backbone_reuse.shapes import world
@@ -48,7 +48,7 @@ class DevSplit:
     annotation_file, image_dir, _ = world.write_detection_split(
         split_dir, self.images, SEED, world.long_tail_weights(self.world_seed),
         frequencies, first_image_id=FIRST_ID)
-    coco_tfrecord.convert(annotation_file, image_dir, split_dir, num_shards=1)
+    coco_conversion.convert(annotation_file, image_dir, split_dir, num_shards=1)
     return {'identity': self.identity}
 
   def verify(self, marker: Dict) -> Optional[str]:

@@ -11,7 +11,7 @@ import os
 from absl import app
 from absl import flags
 
-from backbone_reuse.data import lvis_tfrecord
+from backbone_reuse.data import lvis_conversion
 from backbone_reuse.shapes import world
 
 
@@ -32,7 +32,7 @@ def make(output_dir: str, train_images: int = 200, val_images: int = 50,
         world.write_detection_split(
             os.path.join(output_dir, split), num_images, split_seed, weights,
             frequencies))
-    paths[split] = lvis_tfrecord.convert(
+    paths[split] = lvis_conversion.convert(
         annotation_file, [image_dir], os.path.join(output_dir, split))
     paths[f'{split}_annotations'] = annotation_file
   return paths

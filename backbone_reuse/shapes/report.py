@@ -3,7 +3,7 @@ paper's claims with intervals, summary.json; and the learning curves. The
 tables are in tables.py, the figures in figures.py, the claims (pairing,
 intervals, verdicts) in claims.py; this module puts them together.
 
-Input: one record per run (what shapes/grid.py commits to
+Input: one record per run (what shapes/grid_runner.py commits to
 REPORT_DIR/runs/NAME.json) and a context dict (command, machine, upstream
 records, training annotations per class). Everything printed comes from
 those records; nothing is typed in.

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from official.core import task_factory
 from pycocotools import coco
+import tensorflow as tf
 import tf_keras
 import tqdm
 import yaml
@@ -180,3 +181,25 @@ def config_key(params, *inputs: Sequence) -> str:
   text = json.dumps([_without_paths(tree), *inputs],
                     sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_digest(directory: str) -> str:
+  """A digest of the latest checkpoint's index (it holds a CRC of every
+  saved tensor, so it changes with any value)."""
+  prefix = tf.train.latest_checkpoint(directory)
+  with open(prefix + '.index', 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def headline(metrics: Dict) -> Dict:
+  return {k: metrics[k] for k in ('AP', 'AP50', 'APr', 'APc', 'APf')}
+
+
+def without_checkpointing(params):
+  """The config without what only changes when checkpoints and logs are
+  written, not what is computed."""
+  params = params.replace()
+  for field in ('checkpoint_interval', 'max_to_keep', 'steps_per_loop',
+                'summary_interval'):
+    setattr(params.trainer, field, 0)
+  return params

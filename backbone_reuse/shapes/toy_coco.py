@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 from backbone_reuse.shapes import world as shapes_world
 
 _SPLITS = {'train': (64, 0), 'val': (16, 1)}  # split: (images, seed)
@@ -94,7 +94,7 @@ def make(output_dir: str, image_size: int = 64) -> dict:
         image_size=image_size, seed=seed)
     jobs.append({'annotation_file': annotation_file, 'image_dir': image_dir,
                  'output_prefix': os.path.join(output_dir, split)})
-  patterns = dict(zip(_SPLITS, coco_tfrecord.convert_each(jobs)))
+  patterns = dict(zip(_SPLITS, coco_conversion.convert_each(jobs)))
   for split, pattern in patterns.items():
     logging.info('%s: %d images -> %s', split, _SPLITS[split][0], pattern)
   return patterns

@@ -30,7 +30,7 @@ from backbone_reuse.dataloaders import decoders
 from backbone_reuse.dataloaders import maskrcnn_input
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
-from backbone_reuse.modeling import class_balanced
+from backbone_reuse.configs import class_balanced
 from backbone_reuse.modeling import precision
 from backbone_reuse.modeling import strategy
 
