@@ -1,4 +1,5 @@
-"""Checks a run's inputs in seconds, before any model is built.
+"""Checks a run's inputs in seconds, before training starts (only the
+checkpoint check builds a model, to restore the checkpoint into it).
 
 What accelerator time is lost to, found up front, each problem one line
 naming the field, the value and what is accepted:

@@ -20,7 +20,7 @@ from official.core import exp_factory
 from official.core import task_factory
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
-from backbone_reuse.data import coco_tfrecord
+from backbone_reuse.data import coco_conversion
 from backbone_reuse.shapes import world as shapes_world
 
 
@@ -30,7 +30,7 @@ def _data(data_dir):
     annotations, images, _ = shapes_world.write_detection_split(
         os.path.join(data_dir, 'train'), 800, 1,
         shapes_world.long_tail_weights(0))
-    coco_tfrecord.convert(annotations, images, os.path.join(data_dir, 'train'))
+    coco_conversion.convert(annotations, images, os.path.join(data_dir, 'train'))
   return pattern
 
 

@@ -107,6 +107,24 @@ class AdaptersStudyTest(tf.test.TestCase):
     default, _ = self._cell_and_variant(self._study(), 'adapters', False)
     self.assertNotEqual(cell, default)
 
+  def test_every_committed_record_keeps_its_key(self):
+    # The committed study resumes: each record's key is the one its run
+    # would have now (at the default scale, outside any machine's paths).
+    root = self.get_temp_dir()
+    study = adapters_study.AdaptersStudy(
+        os.path.join(root, 'out'), os.path.join(root, 'study'),
+        os.path.join(root, 'report'))
+    runs_dir = os.path.join(testing_utils.REPO, 'experiments', 'shapes',
+                            'adapters_study', 'runs')
+    names = sorted(os.listdir(runs_dir))
+    self.assertNotEmpty(names)
+    for name in names:
+      with open(os.path.join(runs_dir, name)) as f:
+        record = json.load(f)
+      self.assertEqual(
+          study.key(adapters_study.variant(record['variant']),
+                    record['seed']), record['key'], name)
+
   def test_keys_name_what_a_run_computes(self):
     study = self._study()
     keys = {(v.name, s): study.key(v, s)

@@ -75,12 +75,33 @@ class LongScheduleTest(tf.test.TestCase):
     dev = {(s, n): [0.6, 0.6] for s in ('freeze', 'finetune')
            for n in _STEPS}
     records = _pilot(dev)
-    noise = _record('freeze', 3000, 3, 0.99)
-    noise['run'] = dict(noise['run'], capacity='fpn')
-    partial = _record('partial', 3000, 3, 0.99)
-    partial['run'] = dict(partial['run'], frozen_stages=3)
-    choice = _choose(records + [noise, partial])
+    others = []
+    for field, value in (('capacity', 'fpn'), ('upstream', 'small'),
+                         ('frozen_stages', 3)):
+      other = _record('freeze', 3000, 3, 0.99)
+      other['run'] = dict(other['run'], **{field: value})
+      others.append(other)
+    # Read after the pilot's, each would replace its seed-3 freeze record.
+    choice = _choose(records + others)
     self.assertAllClose(choice['dev_box_ap']['freeze'][3000], 60.0)
+
+  def test_a_doubling_that_adds_exactly_one_ap_is_not_converged(self):
+    dev = {(s, n): [0.60 + 0.01 * _STEPS.index(n)] * 2
+           for s in ('freeze', 'finetune') for n in _STEPS}
+    choice = _choose(_pilot(dev))
+    self.assertAllClose(choice['doubling_gain']['freeze']['3000->6000'], 1.0)
+    self.assertEqual(choice['L'], 12000)
+    self.assertFalse(choice['converged'])
+
+  def test_seeds_whose_runs_started_from_several_upstreams_are_named(self):
+    dev = {(s, n): [0.6, 0.6] for s in ('freeze', 'finetune')
+           for n in _STEPS}
+    records = _pilot(dev)
+    for record in records:
+      record['upstream_checkpoint'] = f"u{record['run']['seed']}"
+    self.assertEmpty(_choose(records)['seeds_with_several_upstreams'])
+    records[-1]['upstream_checkpoint'] = 'retrained'  # finetune 12000 s4
+    self.assertEqual(_choose(records)['seeds_with_several_upstreams'], [4])
 
   def test_steps_that_do_not_double_are_refused(self):
     with self.assertRaisesRegex(ValueError, 'each must double'):

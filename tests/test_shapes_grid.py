@@ -371,11 +371,23 @@ class GridTest(tf.test.TestCase):
     for run in pilot:
       self.assertEqual((run.capacity, run.upstream),
                        ('nasfpn_cascade', 'large'))
-    # The step counts with no record yet train first; those the
-    # schedule-length study has val records of train last (for dev only).
-    new = [r for r in pilot if r.steps != scale.long_steps]
-    self.assertEqual(pilot[:len(new)], new)
-    self.assertEqual({r.steps for r in pilot[len(new):]}, {scale.long_steps})
+    # Per seed, shortest first, each freeze/finetune pair together.
+    self.assertEqual([(r.seed, r.steps) for r in pilot],
+                     sorted((r.seed, r.steps) for r in pilot))
+    for freeze, finetune in zip(pilot[::2], pilot[1::2]):
+      self.assertEqual((freeze.strategy, finetune.strategy),
+                       ('freeze', 'finetune'))
+      self.assertEqual((freeze.seed, freeze.steps),
+                       (finetune.seed, finetune.steps))
+
+  def test_every_committed_grid_run_keeps_its_key(self):
+    report_dir = os.path.join(testing_utils.REPO, 'experiments', 'shapes',
+                              'report')
+    grid = grid_runner.ShapesGrid(self.get_temp_dir(),
+                                  shapes_design.SCALES['default'], report_dir)
+    missing = [run.name for run in grid.scale.grid()
+               if not grid.committed(run.name, grid.key(run))]
+    self.assertEmpty(missing)
 
   def test_a_long_run_resumes_from_checkpoints_without_a_new_key(self):
     # A committed record keeps its key although its run now checkpoints
@@ -581,7 +593,12 @@ class GridTest(tf.test.TestCase):
     self.assertIn('| fpn_finetune_large_s0_12steps |', written)
     # A committed record without its dev score (e.g. made before the pilot)
     # is scored from the run on disk, not trained again.
-    store = grid_runner.records.RecordStore(os.path.join(report_dir, 'runs'))
+    store = grid_runner.ShapesGrid(output_dir, scale, report_dir).pilot_store
+    self.assertEqual(store.directory,
+                     os.path.join(report_dir, 'long_schedule', 'runs'))
+    # The grid's own records are not the pilot's.
+    self.assertFalse(os.path.exists(os.path.join(report_dir, 'runs',
+                                                 f"{freeze['name']}.json")))
     path = store.path(freeze['name'])
     with open(path) as f:
       stripped = json.load(f)
@@ -595,6 +612,14 @@ class GridTest(tf.test.TestCase):
     self.assertNotIn('train and evaluate ...', out.getvalue())
     self.assertEqual(again[0]['dev'], freeze['dev'])
     self.assertEqual(again[1], finetune)
+    # Everything committed: nothing is generated or trained.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      grid_runner.ShapesGrid(os.path.join(self.get_temp_dir(), 'fresh'),
+                             scale, report_dir).run_pilot()
+    self.assertNotIn('[data]', out.getvalue())
+    self.assertFalse(os.path.exists(os.path.join(self.get_temp_dir(),
+                                                 'fresh', 'data')))
 
 
 

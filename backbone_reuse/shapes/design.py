@@ -125,7 +125,7 @@ class GridScale:
   capacities: Tuple[str, ...] = experiments.CAPACITIES
   # The seeds of each cell. Seed s of a detector starts from the upstream
   # trained with seed s, so cells pair by seed. The counts follow what each
-  # claim needs (report.CLAIMS; seeds_needed in the report); seeds 0-2 are
+  # claim needs (claims.CLAIMS; seeds_needed in the report); seeds 0-2 are
   # the first grid's, later ones skip 2 where that upstream is not needed.
   large_seeds: Mapping[str, Tuple[int, ...]] = dataclasses.field(
       default_factory=lambda: {'fpn': _seeds(range(3)),
@@ -145,7 +145,7 @@ class GridScale:
   # `pilot_capacity`, finetune | freeze, large upstream, on the seeds
   # that have grid- and long-schedule twins, at each step count of
   # `pilot_steps`; the long schedule L is chosen from their dev-split scores
-  # (schedule.py), never from val.
+  # (long_schedule.py), never from val.
   pilot_steps: Tuple[int, ...] = (3000, 6000, 12000)
   pilot_seeds: Tuple[int, ...] = (3, 4)
   pilot_capacity: str = 'nasfpn_cascade'
@@ -204,16 +204,15 @@ class GridScale:
                                         r.steps or 0))
 
   def pilot(self) -> List[Run]:
-    """The schedule pilot's runs: per seed, the new step counts first
-    (longest last), then those whose val records exist from the
-    schedule-length study (they train again only to be scored on dev)."""
-    found = [Run(self.pilot_capacity, strategy, 'large', seed, steps,
-                 self.precision)
-             for seed in self.pilot_seeds
-             for steps in self.pilot_steps
-             for strategy in ('freeze', 'finetune')]
-    return sorted(found, key=lambda r: (r.steps == self.long_steps, r.seed,
-                                        r.steps))
+    """The schedule pilot's runs, per seed and shortest first, each
+    freeze/finetune pair together: a pair starts from one upstream
+    checkpoint, and a session that stops between runs leaves whole pairs
+    (a new machine retrains the upstream, which is not bit-identical)."""
+    return [Run(self.pilot_capacity, strategy, 'large', seed, steps,
+                self.precision)
+            for seed in self.pilot_seeds
+            for steps in sorted(self.pilot_steps)
+            for strategy in ('freeze', 'finetune')]
 
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0, precision=self.precision)

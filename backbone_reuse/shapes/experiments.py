@@ -161,7 +161,8 @@ def _detector(include_mask: bool) -> cfg.ExperimentConfig:
 
 @exp_factory.register_config_factory('shapes_maskrcnn')
 def shapes_maskrcnn() -> cfg.ExperimentConfig:
-  """Mask R-CNN (the demo's detector: boxes and masks)."""
+  """Mask R-CNN (boxes and masks: configs/shapes/maskrcnn.yaml, the
+  Copy-Paste pipeline; the demo and the grid train shapes_fasterrcnn)."""
   return _detector(include_mask=True)
 
 

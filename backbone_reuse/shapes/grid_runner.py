@@ -41,7 +41,13 @@ DETECTOR = 'shapes_fasterrcnn'
 RECORDS = 'runs'  # REPORT_DIR/runs/NAME.json
 DATA = 'data'  # The record of the world's generation (its seconds).
 CURVE_POINTS = 4  # Evaluations of a --curve run: at each quarter.
+WORLD_SEED = 0  # The demo's data stage draws the world with it.
 RESUME_EVERY = 1000  # Steps between the checkpoints a run resumes from.
+# The schedule pilot's records (REPORT_DIR/long_schedule/runs/NAME.json) and
+# run folders (OUTPUT_DIR/long_schedule/NAME), apart from the grid's: its
+# runs retrain some committed grid runs (to score them on dev) from an
+# upstream retrained on this machine, and must not replace their records.
+PILOT = 'long_schedule'
 # Runs whose backbone's drift from the upstream is measured (an adapters
 # backbone has more variables than its upstream's).
 DRIFT_MEASURED = (strategies.FINETUNE, strategies.PARTIAL, strategies.FREEZE)
@@ -57,6 +63,8 @@ class ShapesGrid:
     self.scale = scale
     self.report_dir = os.path.abspath(report_dir)
     self.records = records.RecordStore(os.path.join(self.report_dir, RECORDS))
+    self.pilot_store = records.RecordStore(
+        os.path.join(self.report_dir, PILOT, RECORDS))
     self.command = command
     self.precision_reason = precision_reason
     # The demo's data stage writes the large upstream set and the detection
@@ -66,11 +74,11 @@ class ShapesGrid:
         scale.detection_val, scale.upstream_steps, scale.detector_steps))
     self.data = self.demo.data
     self.dev = dev_split.DevSplit(
-        self.path('data', 'detection_dev'), scale.dev_images, 0,
+        self.path('data', 'detection_dev'), scale.dev_images, WORLD_SEED,
         self.path('data', 'detection', 'train', 'annotations.json'))
     # What the generated world depends on (not the schedules).
     self.data_identity = {
-        'world_seed': 0, 'upstream_large': scale.upstream_large,
+        'world_seed': WORLD_SEED, 'upstream_large': scale.upstream_large,
         'upstream_small': scale.upstream_small,
         'upstream_val': scale.upstream_val,
         'detection_train': scale.detection_train,
@@ -127,8 +135,11 @@ class ShapesGrid:
     metrics = runs.train(training, self.path(name), 'train_and_eval', name)
     return {'train_steps': self.scale.upstream_steps, 'metrics': metrics}
 
-  def upstream(self, upstream: str, seed: int, data_redone: bool) -> Dict:
-    """Trains (or finds) an upstream checkpoint; commits its record."""
+  def upstream(self, upstream: str, seed: int, data_redone: bool,
+               store: Optional[records.RecordStore] = None) -> Dict:
+    """Trains (or finds) an upstream checkpoint; commits its record to
+    `store` (default: the grid's)."""
+    store = store or self.records
     name = self.upstream_name(upstream, seed)
     marker = stages.run_stage(
         self.path(name), name, f'pretrain on the {upstream} upstream set',
@@ -138,9 +149,9 @@ class ShapesGrid:
         identity=self.upstream_key(upstream, seed))
     if 'skipped' not in marker:
       self.retrained.add(name)
-    if 'skipped' not in marker or not self.committed(
+    if 'skipped' not in marker or not store.committed(
         name, self.upstream_key(upstream, seed)):
-      self._commit(name, {
+      store.commit(name, {
           'key': self.upstream_key(upstream, seed), 'upstream': upstream,
           'seed': seed, 'precision': self.scale.precision,
           'images': (self.scale.upstream_large if upstream == 'large'
@@ -191,8 +202,8 @@ class ShapesGrid:
     return runs.config_key(runs.without_checkpointing(self.training(run).params()),
                            upstream, self.data_identity)
 
-  def train_and_evaluate(self, run: design.Run, curve: bool) -> Dict:
-    model_dir = self.path('runs', run.name)
+  def train_and_evaluate(self, run: design.Run, curve: bool,
+                         model_dir: str) -> Dict:
     training = self.training(run, curve)
     runs.train(training, model_dir, 'train', run.name)
     results, _ = runs.evaluate(training, model_dir, self.scale.detection_val)
@@ -276,38 +287,44 @@ class ShapesGrid:
     return {'distance': distance, 'upstream_top1': after,
             'upstream_top1_of_upstream': before}
 
+  def scored_on_dev(self, record: Dict) -> bool:
+    """Whether `record` carries a score on this dev split (not another)."""
+    return record.get(dev_split.NAME, {}).get('identity') == self.dev.identity
+
   def detector(self, run: design.Run, label: str, curve: bool,
-               data_redone: bool, dev: bool = False) -> Dict:
-    """One run's record: committed, or trained now (and committed). With
-    `dev`, the record is scored on the dev split too (a committed record
-    without that score is trained again unless its run is on disk)."""
+               data_redone: bool, pilot: bool = False) -> Dict:
+    """One run's record: committed, or trained now (and committed). A pilot
+    run is kept apart (PILOT) and scored on the dev split too."""
+    store, folder = ((self.pilot_store, PILOT) if pilot
+                     else (self.records, 'runs'))
     key = self.key(run)
-    record = self.committed(run.name, key)
+    record = store.committed(run.name, key)
     if record and (record['curve'] or not curve) and (
-        dev_split.NAME in record or not dev):
-      print(f'[{label}] committed result reused ({self.record_path(run.name)}'
-            ').', flush=True)
+        not pilot or self.scored_on_dev(record)):
+      print(f'[{label}] committed result reused ({store.path(run.name)}).',
+            flush=True)
       return record
     if run.upstream:
-      self.upstream(run.upstream, run.seed, data_redone)
-    model_dir = self.path('runs', run.name)
+      self.upstream(run.upstream, run.seed, data_redone,
+                    self.pilot_store if pilot else None)
+    model_dir = self.path(folder, run.name)
     # A run on disk is stale if its data or its upstream was made anew.
     stale = data_redone or (run.upstream and self.upstream_name(
         run.upstream, run.seed) in self.retrained)
     marker = stages.run_stage(
         model_dir, label, 'train and evaluate',
-        lambda: self.train_and_evaluate(run, curve),
+        lambda: self.train_and_evaluate(run, curve, model_dir),
         lambda m: stages.verify_checkpoint(model_dir, m['train_steps']),
         # A curve run evaluates more than a grid run: a grid run on disk is
         # not a curve run (a curve run's committed record serves the grid).
         resumable=True, force=bool(stale),
         identity=f'{key} curve' if curve else key)
     record = dict(marker['record'], key=key, seconds=marker['seconds'])
-    if dev:
+    if pilot:
       record[dev_split.NAME] = self.score_on_dev(run, model_dir)
     if run.strategy in DRIFT_MEASURED:
       record['backbone_drift'] = self.backbone_drift(run, model_dir)
-    self._commit(run.name, record)
+    store.commit(run.name, record)
     return record
 
   # -- driver -----------------------------------------------------------------
@@ -323,31 +340,36 @@ class ShapesGrid:
     data = stages.run_stage(self.data, 'data', 'generate the Shapes world',
                             self.make_data, self.demo.verify_data)
     data_redone = 'skipped' not in data
-    if data_redone or not data_record:
+    if not data_record:  # The world is the same wherever it is drawn.
       data_record = {'key': self.data_identity, 'seconds': data['seconds']}
       self._commit(DATA, data_record)
     return data_redone, data_record
 
   def run_pilot(self) -> List[Dict]:
     """Trains the schedule pilot's runs (design.GridScale.pilot) that have
-    no committed dev-scored record, writing long_schedule.md as each lands;
-    returns every pilot record."""
+    no committed dev-scored record, rewriting long_schedule.md as each
+    lands; returns the pilot's records."""
     todo = self.scale.pilot()
-    data_redone, _ = self.data_stage(True)
-    self.dev.ensure()
-    for index, run in enumerate(todo, 1):
-      self.detector(run, f'{index}/{len(todo)} {run.name}', False,
-                    data_redone, dev=True)
-      pilot = self.pilot_records()
-      report.write_long_schedule(self.long_schedule(pilot), pilot,
-                                 self.report_dir)
+    if len(self.pilot_records()) < len(todo):
+      data_redone, _ = self.data_stage(True)
+      self.dev.ensure()
+      for index, run in enumerate(todo, 1):
+        self.detector(run, f'{index}/{len(todo)} {run.name}', False,
+                      data_redone, pilot=True)
+        self.write_long_schedule()
+    return self.write_long_schedule()
+
+  def write_long_schedule(self) -> List[Dict]:
+    pilot = self.pilot_records()
+    report.write_long_schedule(self.long_schedule(pilot), pilot,
+                               self.report_dir)
     return pilot
 
   def pilot_records(self) -> List[Dict]:
-    """The pilot's committed records that carry a dev score."""
-    found = [self.committed(run.name, self.key(run))
+    """The pilot's committed records scored on this dev split."""
+    found = [self.pilot_store.committed(run.name, self.key(run))
              for run in self.scale.pilot()]
-    return [r for r in found if r and dev_split.NAME in r]
+    return [r for r in found if r and self.scored_on_dev(r)]
 
   def long_schedule(self, pilot: List[Dict]) -> Dict:
     """The long schedule L the pilot's records choose (long_schedule.py)."""

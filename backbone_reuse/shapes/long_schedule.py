@@ -39,7 +39,8 @@ def choose(records: Sequence[Dict], capacity: str, steps: Sequence[int],
     'doubling_gain' ({strategy: {'A->B': gain}}), 'L' (None while
     undecided), 'converged' (False: L is the longest and its doubling still
     added GAIN_BELOW or more; None while undecided or with one step
-    count)}.
+    count), 'seeds_with_several_upstreams' (seeds whose runs did not all
+    start from one upstream checkpoint)}.
   """
   steps = sorted(steps)
   for shorter, longer in zip(steps, steps[1:]):
@@ -65,9 +66,16 @@ def choose(records: Sequence[Dict], capacity: str, steps: Sequence[int],
   gains = {s: {f'{a}->{b}': means[s][b] - means[s][a]
                for a, b in zip(steps, steps[1:])} for s in means}
   chosen, converged = _decide(steps, gains, bool(complete) and not missing)
+  # A seed's runs at different step counts may start from different
+  # upstream checkpoints (a new machine retrains the upstream): named, since
+  # such a doubling gain keeps the upstream's training noise.
+  mixed = [seed for seed in complete
+           if len({found[(s, n, seed)].get('upstream_checkpoint')
+                   for s in STRATEGIES for n in steps}) > 1]
   return {'rule': RULE, 'steps': steps, 'seeds': complete,
           'missing': missing, 'dev_box_ap': means, 'doubling_gain': gains,
-          'L': chosen, 'converged': converged}
+          'L': chosen, 'converged': converged,
+          'seeds_with_several_upstreams': mixed}
 
 
 def _decide(steps: List[int], gains: Dict, complete: bool):

@@ -191,6 +191,11 @@ def write_long_schedule(choice: Dict, pilot: List[Dict],
   scores = long_schedule.table(choice)
   if scores:
     text += ['Dev box AP × 100, pilot means:', '', scores, '']
+  if choice['seeds_with_several_upstreams']:
+    text += ['Seeds whose runs started from more than one upstream '
+             'checkpoint (retrained on another machine; their doubling gains '
+             "keep the upstream's training noise): " + ', '.join(
+                 map(str, choice['seeds_with_several_upstreams'])) + '.', '']
   drift = long_schedule.drift_table(pilot)
   if drift:
     text += ['## How far each backbone moved from its upstream checkpoint',
@@ -289,7 +294,8 @@ def write_curve(records: List[Dict], context: Dict, report_dir: str) -> None:
   _write(report_dir, 'curve.md', '\n'.join([
       '# Learning curves of the Shapes grid (box AP × 100, val)', '',
       f'Produced by `{context["command"]}`: {scale["detector_steps"]} steps '
-      f'of batch 8 on {scale["detection_train"]} images, large upstream, '
+      f'of batch {records[0]["batch_size"]} on {scale["detection_train"]} '
+      'images, large upstream, '
       'seed 0, evaluated at the checkpoints the trainer wrote at each '
       'quarter of the schedule (one training loop per quarter). The '
       'schedule anneals over the whole run, so earlier '
