@@ -90,7 +90,12 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
       self.assertGreater(int(got['num_detections'][0]), 0)
       for key in _OUTPUTS:
         if key in want:
-          self.assertAllClose(got[key], want[key], atol=1e-4, msg=key)
+          # rtol: boxes are in pixels (up to 64), and the served graph sums
+          # in another order than the eager model; in the whole suite on a
+          # 2-core AMX host they differed by up to 2.8e-5 relative (2.6e-4
+          # px), over atol alone. A wrong export moves them by pixels.
+          self.assertAllClose(got[key], want[key], atol=1e-4, rtol=1e-4,
+                              msg=key)
       self.assertEqual('detection_masks' in got,
                        experiment == 'backbone_reuse_maskrcnn_coco')
     with open(os.path.join(export_dir, serving.LABEL_MAP_FILENAME)) as f:

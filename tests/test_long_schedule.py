@@ -110,10 +110,11 @@ class LongScheduleTest(tf.test.TestCase):
   def test_drift_table_lists_each_measured_run(self):
     record = _record('finetune', 3000, 3, 0.6)
     record['backbone_drift'] = {
-        'distance': {'stem': 0.1, 'group1': 0.2},
+        'distance': {'group1': 0.2, 'stem': 0.1},  # As records sort them.
         'upstream_top1': 0.5, 'upstream_top1_of_upstream': 0.9}
     text = long_schedule.drift_table([record, _record('freeze', 3000, 3,
                                                       0.6)])
+    self.assertIn('| run | stem | group1 |', text)
     self.assertIn('| nasfpn_cascade_finetune_large_s3_3000steps | 0.100 | '
                   '0.200 | 0.900 -> 0.500 |', text)
     self.assertEqual(text.count('\n'), 2)  # Header, rule, one run.

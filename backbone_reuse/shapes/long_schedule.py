@@ -137,7 +137,9 @@ def drift_table(records: Sequence[Dict]) -> Optional[str]:
                                    r['run']['seed']))
   if not measured:
     return None
-  groups = list(measured[0]['backbone_drift']['distance'])
+  # The stem first, then the block groups (records store keys sorted).
+  groups = sorted(measured[0]['backbone_drift']['distance'],
+                  key=lambda g: (g != 'stem', g))
   lines = ['| run | ' + ' | '.join(groups) + ' | upstream top-1 (upstream '
            '-> with this backbone) |', '|---|' + '---|' * (len(groups) + 1)]
   for record in measured:
