@@ -7,8 +7,9 @@ naming the field, the value and what is accepted:
     with the task's decoder;
   * the annotation files the task reads load as COCO/LVIS JSON;
   * the detector's `task.model.num_classes` holds the dataset's categories:
-    the annotation file's ids (as Model Garden's converter keeps them) and
-    the labels of the first training records;
+    the annotation file's ids (as Model Garden's converter keeps them, or as
+    `task.class_category_ids` maps them) and the labels of the first
+    training records;
   * when the init checkpoint's folder holds the classification run's
     params.yaml (published Model Garden checkpoints do), its backbone config
     is the row's (type, model id, depth and width multipliers, SE ratio,
@@ -134,44 +135,58 @@ _LABELS_SAMPLED = 64  # Training records whose labels are checked.
 
 
 def check_num_classes(task_config) -> List[str]:
-  """`task.model.num_classes` can hold the dataset's classes."""
+  """`task.model.num_classes` (and `task.class_category_ids`, when the run
+  maps ids to class indices) can hold the dataset's classes and the labels
+  of its training records."""
   if not _is_detection(task_config) or not task_config.annotation_file:
     return []
   num_classes = task_config.model.num_classes
+  mapped = list(task_config.class_category_ids)
   try:
     categories = category_map.load_categories(task_config.annotation_file)
-    needed = category_map.num_classes_for(categories)
+    ids = sorted(int(c['id']) for c in categories)
   except (OSError, ValueError, KeyError, TypeError, tf.errors.OpError):
     return []  # An unreadable file is check_annotation_files' problem.
+  source = f'task.annotation_file={task_config.annotation_file!r}'
   try:
-    category_map.label_map(categories, num_classes)
-  except ValueError:
+    category_map.label_map(categories, num_classes, mapped)
+  except ValueError as error:
+    if mapped:
+      return [f'{source}: {error}']
+    keep = (f', or to {ids[-1] + 1} to keep the ids as labels'
+            if ids and ids[0] >= 1 else '')
     return [f'task.model.num_classes={num_classes} cannot hold the '
-            f'{len(categories)} categories of task.annotation_file='
-            f'{task_config.annotation_file!r} (ids up to {needed - 1}, kept '
-            "as labels by Model Garden's converter): set it to "
-            f'{needed}, or 0 to read it from the annotations.']
+            f'{len(ids)} categories of {source} (ids {ids[0]}..{ids[-1]}, '
+            "kept as labels by Model Garden's converter): set it to 0 to map "
+            f'the ids to class indices 1..{len(ids)}{keep}.']
   data = task_config.train_data
   if data.tfds_name:
     return []
   try:
     files = tfrecord_check.shards(
         tfrecord_check.joined_pattern(data.input_path))
-    decoder = decoders.build(task_config.model, data)
-    largest = -1
+    decoder = decoders.build(task_config.model, data)  # The labels as stored.
+    labels = set()
     for record in tf.data.TFRecordDataset(files[:1]).take(_LABELS_SAMPLED):
-      labels = decoder.decode(record)['groundtruth_classes']
-      if tf.size(labels):
-        largest = max(largest, int(tf.reduce_max(labels)))
+      labels.update(int(label) for label in
+                    decoder.decode(record)['groundtruth_classes'].numpy())
   except (ValueError, KeyError, tf.errors.OpError):
     return []  # check_inputs names what is wrong with the records.
+  if mapped:
+    unknown = sorted(labels - set(mapped))
+    if not unknown:
+      return []
+    return [f'class label {unknown[0]} of the training records ({files[0]}) '
+            'is no category id of task.class_category_ids (from '
+            f'{source}: ids {mapped[0]}..{mapped[-1]}); convert the records '
+            'from that file, or point task.annotation_file at theirs.']
+  largest = max(labels, default=-1)
   if largest < num_classes:
     return []
   return [f'task.model.num_classes={num_classes} cannot hold class label '
           f'{largest} of the training records ({files[0]}); the records '
-          f"keep the dataset's category ids: set it to at least "
-          f'{largest + 1} ({needed} for the categories of '
-          'task.annotation_file), or 0 to read it from the annotations.']
+          "keep the dataset's category ids: set it to 0 to map them to class "
+          f'indices, or to at least {largest + 1}.']
 
 
 # Backbone fields that only change how a backbone trains, not which weights

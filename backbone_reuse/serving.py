@@ -84,7 +84,9 @@ def class_labels(params, annotation_file: str = '') -> Dict:
   """label_map.json's content: the detector's classes as categories.
 
   Categories come from `annotation_file`, else the task's annotation_file;
-  with neither on disk, classes are named class_1..class_K (ids = indices).
+  with neither on disk, category id i is named class_i (the ids are the
+  task's `class_category_ids`, else the class indices). Class index i is
+  `class_category_ids`' i-th id when the run maps ids.
   """
   num_classes = params.task.model.num_classes
   source = annotation_file or params.task.annotation_file or ''
@@ -97,13 +99,15 @@ def class_labels(params, annotation_file: str = '') -> Dict:
       raise BadInput(f'{source!r} has no "categories" list; accepted: a '
                      'COCO/LVIS annotation file.')
   else:
-    logging.warning('No annotation file (%r) for class names; using '
-                    'class_1..class_%d.', source, num_classes - 1)
+    mapped = list(params.task.class_category_ids)
+    ids = mapped or range(1, num_classes)
+    logging.warning('No annotation file (%r) for class names; naming '
+                    'category id i class_i.', source)
     source = ''
-    categories = [{'id': i, 'name': f'class_{i}'}
-                  for i in range(1, num_classes)]
+    categories = [{'id': i, 'name': f'class_{i}'} for i in ids]
   try:
-    classes = category_map.label_map(categories, num_classes)
+    classes = category_map.label_map(categories, num_classes,
+                                     params.task.class_category_ids)
   except ValueError as error:
     raise BadInput(f'{source!r}: {error}') from None
   return {'source': source, 'num_classes': num_classes, 'classes': classes,

@@ -35,7 +35,7 @@ class CocoTfrecordTest(tf.test.TestCase):
       decoded = decoder.decode(record)
       found[int(decoded['source_id'])] = decoded[
           'groundtruth_classes'].numpy().tolist()
-    self.assertEqual(found, {100: [7], 101: [23], 102: [61]})
+    self.assertEqual(found, {100: [1001], 101: [2500], 102: [3999]})
 
   def _refused(self, annotation_file, image_dir, message):
     with self.assertRaisesRegex(errors.BadInput, message):
@@ -69,7 +69,7 @@ class CocoTfrecordTest(tf.test.TestCase):
     with open(unknown, 'w') as f:
       json.dump(dict(dataset, categories=testing_utils.OWN_CATEGORIES[:2]), f)
     self._refused(unknown, image_dir,
-                  r'annotations use category ids \[61\] that no category has')
+                  r'annotations use category ids \[3999\] that no category has')
 
   def test_names_the_images_the_folder_lacks(self):
     annotation_file, image_dir = testing_utils.own_coco_dataset(

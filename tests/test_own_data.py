@@ -35,9 +35,12 @@ class OwnDataTest(tf.test.TestCase):
                   'validation_data': {'input_path': self.pattern}}},
         root=str(testing_utils.REPO))
 
-  def test_zero_reads_the_class_count_from_the_annotations(self):
+  def test_zero_reads_the_class_count_and_maps_the_ids(self):
     params = self._params(0)
-    self.assertEqual(params.task.model.num_classes, 62)  # Ids up to 61.
+    # 4 categories + background, not the largest id (5000) + 1.
+    self.assertEqual(params.task.model.num_classes, 5)
+    self.assertEqual(list(params.task.class_category_ids),
+                     [1001, 2500, 3999, 5000])
     found = preflight.check(params, os.path.join(self.get_temp_dir(), 'run'))
     self.assertEqual(found['problems'], [])
 
@@ -50,19 +53,16 @@ class OwnDataTest(tf.test.TestCase):
         ValueError, r"task.annotation_file='/no/such.json', which failed"):
       self._params(0, annotation_file='/no/such.json')
 
-  def test_a_count_that_cannot_hold_the_ids_is_refused_in_one_line(self):
-    # 20: neither the ids (up to 61) nor the 3 categories + background fit.
-    (problem,) = preflight.check_num_classes(self._params(20).task)
-    self.assertRegex(problem, r'^task.model.num_classes=20 cannot hold the 3 '
-                              r'categories of task.annotation_file=.* \(ids '
-                              r'up to 61.*\): set it to 62, or 0')
-    # 4 (3 categories + background) would fit a compacted label map, but
-    # the records keep the raw ids: their labels are what refuses it.
-    (problem,) = preflight.check_num_classes(self._params(4).task)
-    self.assertRegex(problem, r'^task.model.num_classes=4 cannot hold class '
-                              r'label (23|61) of the training records .*set '
-                              r'it to at least \d+ \(62 for the categories')
-    self.assertEqual(preflight.check_num_classes(self._params(62).task), [])
+  def test_a_hand_set_count_is_checked_against_the_records(self):
+    # 5 (4 categories + background) would fit compacted ids, but without
+    # the map the records keep the raw ids: their labels refuse it.
+    (problem,) = preflight.check_num_classes(self._params(5).task)
+    self.assertRegex(problem, r'^task.model.num_classes=5 cannot hold class '
+                              r'label (2500|3999) of the training records .*'
+                              r'set it to 0 to map them to class indices, or '
+                              r'to at least \d+\.$')
+    # Model Garden's convention, the ids as labels, is still accepted.
+    self.assertEqual(preflight.check_num_classes(self._params(5001).task), [])
 
 
 class OwnDataEndToEndTest(tf.test.TestCase):
@@ -70,7 +70,8 @@ class OwnDataEndToEndTest(tf.test.TestCase):
   @pytest.mark.slow
   def test_convert_train_frozen_export_predict_keep_ids_and_names(self):
     # The README's "Train on your own data" commands, as a user runs them,
-    # on ids 7, 23, 61 and images of three sizes.
+    # on ids 1001, 2500, 3999 (and 5000, never annotated) and images of
+    # three sizes: ids map to class indices 1..4 and back.
     directory = self.get_temp_dir()
     annotation_file, image_dir = testing_utils.own_coco_dataset(
         directory, num_images=6, sizes=((48, 64), (64, 40), (56, 56)))
@@ -101,7 +102,7 @@ class OwnDataEndToEndTest(tf.test.TestCase):
             f'task.train_data.input_path={prefix}-*',
             f'task.validation_data.input_path={prefix}-*',
             f'task.init_checkpoint={checkpoint}',
-            # A few steps leave 62-way scores near 1/62: keep them all.
+            # A few steps leave 5-way scores near 1/5: keep them all.
             'task.model.detection_generator.pre_nms_score_threshold=0.0']),
         '--mode=train_and_eval', f'--model_dir={model_dir}')
     with open(os.path.join(model_dir, 'metrics.json')) as f:
@@ -111,12 +112,12 @@ class OwnDataEndToEndTest(tf.test.TestCase):
         f'--checkpoint={model_dir}', f'--export_dir={export_dir}')
     with open(os.path.join(export_dir, 'label_map.json')) as f:
       label_map = json.load(f)
-    # The raw ids are the class indices (num_classes 62 = max id + 1).
-    self.assertEqual(label_map['num_classes'], 62)
-    self.assertEqual({c['category_id']: c['name']
-                      for c in label_map['classes']}, names)
-    self.assertEqual({c['class_index'] for c in label_map['classes']},
-                     set(names))
+    # K categories + background; class index i is the i-th id.
+    self.assertEqual(label_map['num_classes'], 5)
+    self.assertEqual([(c['class_index'], c['category_id'], c['name'])
+                      for c in label_map['classes']],
+                     [(i + 1, c['id'], c['name']) for i, c in
+                      enumerate(testing_utils.OWN_CATEGORIES)])
     output_dir = os.path.join(directory, 'predicted')
     run('backbone_reuse.predict', f'--model={export_dir}',
         f'--images={image_dir}', f'--output_dir={output_dir}',
@@ -130,6 +131,13 @@ class OwnDataEndToEndTest(tf.test.TestCase):
       images = json.load(f)
     # Image ids are the dataset's own (100..105), matched by file name.
     self.assertEqual(sorted(i['id'] for i in images), list(range(100, 106)))
+    scored = run('backbone_reuse.tools.evaluate',
+                 f'--annotation_file={annotation_file}',
+                 f'--detections_file={output_dir}/detections.json')
+    per_class = json.loads(scored.stdout)['per_class']
+    self.assertEqual(set(per_class), set(names.values()))
+    # A category without annotations is undefined (-1), as in pycocotools.
+    self.assertEqual(per_class['urn'], -1.0)
 
 
 if __name__ == '__main__':

@@ -234,9 +234,11 @@ def error_lines(result):
   return [l for l in result.stderr.splitlines() if l.startswith('error:')]
 
 
-# Not contiguous, not from 1: a user's own ids.
-OWN_CATEGORIES = [{'id': 7, 'name': 'kettle'}, {'id': 23, 'name': 'mug'},
-                  {'id': 61, 'name': 'teapot'}]
+# A user's own ids: not contiguous, not from 1, in the thousands; the last
+# category has no annotation.
+OWN_CATEGORIES = [{'id': 1001, 'name': 'kettle'}, {'id': 2500, 'name': 'mug'},
+                  {'id': 3999, 'name': 'teapot'}, {'id': 5000, 'name': 'urn'}]
+OWN_ANNOTATED = 3  # Categories with annotations: the first three.
 
 
 def own_coco_dataset(directory, num_images=3, sizes=((48, 64),)):
@@ -252,7 +254,7 @@ def own_coco_dataset(directory, num_images=3, sizes=((48, 64),)):
         os.path.join(image_dir, name))
     images.append({'id': 100 + index, 'file_name': name, 'height': height,
                    'width': width})
-    category = OWN_CATEGORIES[index % len(OWN_CATEGORIES)]['id']
+    category = OWN_CATEGORIES[index % OWN_ANNOTATED]['id']
     annotations.append({'id': index + 1, 'image_id': 100 + index,
                         'category_id': category, 'bbox': [4, 6, 20, 10],
                         'area': 200, 'iscrowd': 0})

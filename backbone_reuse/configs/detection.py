@@ -30,12 +30,31 @@ LVIS_NUM_CLASSES = 1204  # 1203 categories + background.
 
 
 class _StrategyValidation:
-  """Adds the backbone-strategy and activation checks to `validate()`."""
+  """Adds the backbone-strategy, activation and class-map checks to
+  `validate()`."""
 
   def validate(self):
     super().validate()
     strategies.validate_task_config(self)
     _validate_activations(self.model)
+    _validate_class_map(self)
+
+
+def _validate_class_map(task) -> None:
+  """`class_category_ids` names each class once and fills the head."""
+  ids = list(task.class_category_ids or ())
+  if not ids:
+    return
+  if ids != sorted(set(ids)):
+    raise ValueError(f'task.class_category_ids={ids}; accepted: ascending '
+                     'ids, none repeated (class index i is the i-th).')
+  num_classes = task.model.num_classes
+  if num_classes and num_classes != len(ids) + 1:
+    raise ValueError(
+        f'task.model.num_classes={num_classes} cannot hold the '
+        f'{len(ids)} categories of task.class_category_ids + background; '
+        f'accepted: {len(ids) + 1}, or 0 to read both from '
+        'task.annotation_file.')
 
 
 def _validate_activations(model) -> None:
@@ -192,6 +211,12 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   # backbone_strategy 'partial': the stem and this many block groups frozen.
   frozen_stages: int = strategies.FROZEN_STAGES_UNSET
   model: MaskRCNN = dataclasses.field(default_factory=MaskRCNN)
+  # The dataset's category ids of class indices 1..K, in that order, when
+  # its ids are not 1..K: resolving `num_classes: 0` fills it from
+  # task.annotation_file; labels are mapped where decoded, predictions
+  # mapped back where scored and exported. Empty: the records' labels are the
+  # class indices (Model Garden's convention; COCO's paper rows, LVIS).
+  class_category_ids: List[int] = dataclasses.field(default_factory=list)
   train_data: DataConfig = dataclasses.field(
       default_factory=lambda: DataConfig(is_training=True))
   validation_data: DataConfig = dataclasses.field(
@@ -258,6 +283,11 @@ class LvisMaskRCNNTask(MaskRCNNTask):
 
   def validate(self):
     super().validate()
+    if self.class_category_ids:
+      raise ValueError(
+          f'task.class_category_ids={list(self.class_category_ids)}: LVIS '
+          'records carry class indices already (data/lvis_tfrecord.py); '
+          'accepted: [] for an LVIS task.')
     if not self.annotation_file:
       raise ValueError(
           'task.annotation_file is empty; LVIS evaluation needs the '
@@ -274,6 +304,12 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   # backbone_strategy 'partial': the stem and this many block groups frozen.
   frozen_stages: int = strategies.FROZEN_STAGES_UNSET
   model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
+  # The dataset's category ids of class indices 1..K, in that order, when
+  # its ids are not 1..K: resolving `num_classes: 0` fills it from
+  # task.annotation_file; labels are mapped where decoded, predictions
+  # mapped back where scored and exported. Empty: the records' labels are the
+  # class indices (Model Garden's convention; COCO's paper rows, LVIS).
+  class_category_ids: List[int] = dataclasses.field(default_factory=list)
 
   def validate(self):
     super().validate()

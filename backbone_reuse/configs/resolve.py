@@ -133,11 +133,16 @@ def fill_class_weights(params) -> None:
 
 def fill_num_classes(params) -> None:
   """A detection task's `task.model.num_classes: 0` becomes the class count
-  of `task.annotation_file` as Model Garden's COCO converter labels it (the
-  largest category id + 1; category_map.num_classes_for), so a user's own
-  dataset needs no hand-computed count and params.yaml records the number."""
+  of `task.annotation_file`, K categories + background, so a user's own
+  dataset needs no hand-computed count; when its ids are not 1..K, the map
+  from class index to category id is fixed here too
+  (`task.class_category_ids`). params.yaml records both. An LVIS task's
+  records already carry class indices (data/lvis_conversion.py): no map."""
   task = params.task
   if not hasattr(task, 'backbone_strategy') or task.model.num_classes != 0:
+    return
+  if task.class_category_ids:
+    task.model.num_classes = len(task.class_category_ids) + 1
     return
   if not task.annotation_file:
     raise ValueError(
@@ -146,15 +151,22 @@ def fill_num_classes(params) -> None:
         "dataset's COCO JSON, or task.model.num_classes by hand.")
   try:
     categories = category_map.load_categories(task.annotation_file)
-    task.model.num_classes = category_map.num_classes_for(categories)
-  except (OSError, ValueError, KeyError) as error:
+    if not categories:
+      raise ValueError('the annotation file lists no categories.')
+    mapped = category_map.class_category_ids(categories)
+  except (OSError, ValueError, KeyError, TypeError) as error:
     raise ValueError(
         'task.model.num_classes=0 reads the class count from '
         f'task.annotation_file={task.annotation_file!r}, which failed '
         f'({type(error).__name__}: {error}); accepted: a COCO/LVIS JSON with '
         'categories.') from None
-  logging.info('task.model.num_classes=%d, from the categories of %s.',
-               task.model.num_classes, task.annotation_file)
+  task.model.num_classes = len(categories) + 1
+  if not isinstance(task, detection.LvisMaskRCNNTask):
+    task.class_category_ids = mapped
+  logging.info('task.model.num_classes=%d, from the categories of %s%s.',
+               task.model.num_classes, task.annotation_file,
+               f'; category ids {mapped[0]}..{mapped[-1]} map to class '
+               f'indices 1..{len(mapped)}' if task.class_category_ids else '')
 
 
 def parse_configuration(flags_obj):

@@ -2,11 +2,14 @@
 
 Class index 0 is background; the sorted category ids take 1..K. LVIS v1's ids
 are already 1..1203 (the map is the identity there) and so are the Shapes
-world's; COCO-style sets with gaps in their ids are compacted.
+world's. COCO's paper rows keep Model Garden's convention (labels are COCO's
+ids, below 91 classes); a user's set with other ids gets its map fixed when
+the config is resolved (`task.class_category_ids`), applied where labels are
+decoded and undone where predictions leave.
 """
 import collections
 import json
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -74,17 +77,35 @@ def class_training_counts(
           len(dataset['images']))
 
 
-def label_map(categories: List[Dict], num_classes: int) -> List[Dict]:
+def class_category_ids(categories: List[Dict]) -> List[int]:
+  """What `task.class_category_ids` holds for a dataset's categories.
+
+  [] when the ids are already 1..K (COCO-style labels are then the class
+  indices, as LVIS v1 and the Shapes world have them); else the sorted ids,
+  class index i being the i-th (ids with gaps, ids in the thousands, an id 0
+  -- which would collide with background -- all map like any other).
+  """
+  ids = sorted(int(c['id']) for c in categories)
+  if len(set(ids)) != len(ids):
+    raise ValueError(f'category ids repeat: {ids}; each must be unique.')
+  return [] if ids == list(range(1, len(ids) + 1)) else ids
+
+
+def label_map(categories: List[Dict], num_classes: int,
+              mapped_ids: Sequence[int] = ()) -> List[Dict]:
   """The detector's class indices 1..num_classes-1 as dataset categories.
 
-  Model Garden's COCO converter writes category ids as labels (COCO's ids,
-  with gaps, below its 91 classes); our LVIS converter writes `CategoryMap`
-  indices. The two agree wherever the ids are 1..K (LVIS v1, the Shapes
-  world); ids that do not fit below `num_classes` are compacted.
+  With `mapped_ids` (a task's `class_category_ids`) class index i is
+  mapped_ids[i - 1]. Without it the labels are what the records carry: Model
+  Garden's COCO converter writes category ids (COCO's, with gaps, below its
+  91 classes), our LVIS converter writes `CategoryMap` indices; the two agree
+  wherever the ids are 1..K, and ids that do not fit below `num_classes` are
+  compacted (what the LVIS converter wrote).
 
   Args:
     categories: the annotation file's category dicts (`id`, `name`).
     num_classes: the detector's `task.model.num_classes` (with background).
+    mapped_ids: the task's `class_category_ids`, or empty.
 
   Returns:
     [{'class_index', 'category_id', 'name'}] for every category.
@@ -94,7 +115,15 @@ def label_map(categories: List[Dict], num_classes: int) -> List[Dict]:
   """
   ids = [int(c['id']) for c in categories]
   names = {int(c['id']): c['name'] for c in categories}
-  if ids and max(ids) < num_classes and min(ids) >= 1:
+  if mapped_ids:
+    if sorted(ids) != sorted(int(i) for i in mapped_ids):
+      raise ValueError(
+          f'the categories (ids {sorted(ids)}) are not the ones the run '
+          f'maps to class indices (task.class_category_ids='
+          f'{list(mapped_ids)}).')
+    compact = CategoryMap(mapped_ids)
+    index = {i: compact.class_index(i) for i in ids}
+  elif ids and max(ids) < num_classes and min(ids) >= 1:
     index = {i: i for i in ids}
   elif len(ids) + 1 == num_classes:
     compact = CategoryMap(ids)
@@ -103,8 +132,9 @@ def label_map(categories: List[Dict], num_classes: int) -> List[Dict]:
     raise ValueError(
         f'{len(ids)} categories (ids {min(ids, default=None)}..'
         f'{max(ids, default=None)}) cannot be the classes of a detector with '
-        f'num_classes={num_classes}; accepted: ids below num_classes, or '
-        'exactly num_classes - 1 categories.')
+        f'num_classes={num_classes}; accepted: ids 1..num_classes-1 (as the '
+        'records carry them), or task.model.num_classes=0 to map the ids to '
+        'class indices.')
   return [{'class_index': index[i], 'category_id': i, 'name': names[i]}
           for i in sorted(ids)]
 
@@ -120,12 +150,3 @@ def load_categories(annotation_file: str) -> List[Dict]:
   except (json.JSONDecodeError, KeyError, TypeError) as error:
     raise ValueError(f'{annotation_file} is not a COCO/LVIS JSON with '
                      f'categories ({type(error).__name__}: {error})') from None
-
-
-def num_classes_for(categories: List[Dict]) -> int:
-  """The detector's `num_classes` for a dataset's categories as Model
-  Garden's COCO converter labels them (the category ids themselves, 0 being
-  background): the largest id + 1."""
-  if not categories:
-    raise ValueError('the annotation file lists no categories.')
-  return max(int(c['id']) for c in categories) + 1

@@ -5,7 +5,8 @@ examples, and `sample_fn`, a transform of the decoded stream applied before
 the parser -- but its MaskRCNNTask.build_inputs reads TFRecords only and
 passes no `sample_fn`. `build` therefore builds the decoder
 (dataloaders/decoders.py: the TFRecord decoder `decoder.type` names, or a
-TFDS `lvis` / `coco` decoder), the same parser as Model Garden's
+TFDS `lvis` / `coco` decoder; labels mapped to class indices when the task
+has `class_category_ids`), the same parser as Model Garden's
 task (the same arguments from the same config fields) and the reader, with
 repeat-factor sampling and then Copy-Paste as the `sample_fn` when enabled.
 With Copy-Paste the parser's own flip and scale jitter are switched off
@@ -39,9 +40,11 @@ def copy_paste_options(task_config, params) -> copy_paste.CopyPasteOptions:
       seed=config.seed)
 
 
-def needed(params) -> bool:
-  """Model Garden's own build_inputs cannot read this data config."""
+def needed(params, class_category_ids=()) -> bool:
+  """Model Garden's own build_inputs cannot read this data config (or map
+  its labels to class indices)."""
   return bool(
+      class_category_ids or
       (params.is_training and params.parser.copy_paste.enabled) or
       (params.is_training and params.repeat_factor_sampling.threshold > 0) or
       bool(params.tfds_name))
@@ -76,7 +79,7 @@ def build(task_config, params,
   model = task_config.model
   parser_config = params.parser
   pasting = params.is_training and parser_config.copy_paste.enabled
-  decoder = decoders.build(model, params)
+  decoder = decoders.build(model, params, task_config.class_category_ids)
   parser = maskrcnn_input.Parser(
       output_size=model.input_size[:2],
       min_level=model.min_level,

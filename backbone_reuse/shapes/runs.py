@@ -44,7 +44,8 @@ _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')
 # field is left out of a run's key, so committed records keep resuming.
 _ADDED_FIELDS = {('task', 'adapters', 'learning_rate_multiplier'): 1.0,
                  ('task', 'frozen_stages'): -1,
-                 ('task', 'class_balanced_loss', 'resolved'): False}
+                 ('task', 'class_balanced_loss', 'resolved'): False,
+                 ('task', 'class_category_ids'): []}
 _STEP = re.compile(r'^train \| step:\s+(\d+) \| steps/sec')
 _LOSS = re.compile(r"'(?:total_loss|training_loss)': np\.float32\(([^)]+)\)")
 

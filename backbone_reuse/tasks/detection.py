@@ -14,6 +14,9 @@ steps, COCO evaluation). What changes here:
     class-balanced loss is Model Garden's per-class `losses.class_weights`
     (filled in when the config is resolved); stage 2 trains only the box
     classifiers;
+  * a task with `class_category_ids` (a dataset whose ids are not 1..K)
+    decodes labels as class indices and is scored in category ids
+    (evaluation/category_ids.py);
   * LVIS: validation runs the LVIS API (evaluation/lvis_evaluator.py).
 """
 import contextlib
@@ -28,6 +31,7 @@ from backbone_reuse.configs import detection as detection_config
 from backbone_reuse.configs import strategies
 from backbone_reuse.dataloaders import decoders
 from backbone_reuse.dataloaders import maskrcnn_input
+from backbone_reuse.evaluation import category_ids
 from backbone_reuse.evaluation import lvis_evaluator
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.configs import class_balanced
@@ -68,6 +72,15 @@ class _BackboneReuseTask:
     model = self._build_detector(input_specs, l2_regularizer, backbone)
     return model
 
+  def build_metrics(self, training: bool = True):
+    metrics = super().build_metrics(training)
+    ids = self.task_config.class_category_ids
+    if not training and ids and getattr(self, 'coco_metric', None):
+      # Scored in the dataset's category ids, as its annotation file has them.
+      self.coco_metric = category_ids.CategoryIdEvaluator(self.coco_metric,
+                                                          ids)
+    return metrics
+
   def initialize(self, model: tf_keras.Model):
     if not self.task_config.init_checkpoint:
       return
@@ -99,7 +112,8 @@ class MaskRCNNTask(_BackboneReuseTask, maskrcnn.MaskRCNNTask):
     return params
 
   def build_inputs(self, params, input_context=None, dataset_fn=None):
-    if maskrcnn_input.needed(params):  # Sampling, Copy-Paste, TFDS lvis.
+    if maskrcnn_input.needed(  # Sampling, Copy-Paste, TFDS, a class map.
+        params, self.task_config.class_category_ids):
       return maskrcnn_input.build(self.task_config, params, input_context,
                                   dataset_fn)
     return super().build_inputs(params, input_context, dataset_fn)
@@ -142,6 +156,26 @@ def _model_garden_tfds_decoder(decoder):
     retinanet.tfds_factory.get_detection_decoder = lookup
 
 
+@contextlib.contextmanager
+def _model_garden_labels_as_class_indices(class_category_ids):
+  """Model Garden's RetinaNet task builds its TFRecord decoder inline and
+  hands `decoder.decode` to its reader factory: for the duration of the
+  block, that factory receives it with labels mapped to class indices."""
+  factory_fn = retinanet.input_reader_factory.input_reader_generator
+
+  def mapped(params, **kwargs):
+    kwargs['decoder_fn'] = decoders.class_indices(kwargs['decoder_fn'],
+                                                  class_category_ids)
+    return factory_fn(params, **kwargs)
+
+  if class_category_ids:
+    retinanet.input_reader_factory.input_reader_generator = mapped
+  try:
+    yield
+  finally:
+    retinanet.input_reader_factory.input_reader_generator = factory_fn
+
+
 @task_factory.register_task_cls(detection_config.RetinaNetTask)
 class RetinaNetTask(_BackboneReuseTask, retinanet.RetinaNetTask):
   """RetinaNet with a backbone reuse strategy."""
@@ -151,11 +185,13 @@ class RetinaNetTask(_BackboneReuseTask, retinanet.RetinaNetTask):
     dataloaders/decoders.py, so its labels are COCO's category ids as the
     COCO TFRecords and the evaluator's annotation file carry them (Model
     Garden's TFDS decoder keeps TFDS's 0-based indices)."""
-    if not params.tfds_name:
-      return super().build_inputs(params, input_context)
-    with _model_garden_tfds_decoder(
-        decoders.build(self.task_config.model, params)):
-      return super().build_inputs(params, input_context)
+    with _model_garden_labels_as_class_indices(
+        self.task_config.class_category_ids):
+      if not params.tfds_name:
+        return super().build_inputs(params, input_context)
+      with _model_garden_tfds_decoder(
+          decoders.build(self.task_config.model, params)):
+        return super().build_inputs(params, input_context)
 
   def _build_detector(self, input_specs, l2_regularizer, backbone):
     model = factory.build_retinanet(input_specs, self.task_config.model,
