@@ -207,12 +207,14 @@ def dry_run(entry_plan: Plan, problems: List[str], seconds: float) -> str:
 
 
 def estimate_lines(entries: Dict[str, Dict], pattern: str, tflops: float,
-                   replicas: int) -> List[str]:
+                   replicas: int,
+                   cache: Optional[Dict[str, Dict]] = None) -> List[str]:
   """What --estimate prints: one entry (and its twin) in words, or a
   markdown table of every entry `pattern` matches and of each twin that is
   not one of them (progress on stderr). Each config is traced in a process
   of its own (the memory of many traces does not add up); configs that
-  differ only in data or checkpoint are traced once."""
+  differ only in data or checkpoint are traced once (per call, or across
+  calls that share `cache`)."""
   selected = manifest.select(entries, pattern)
   if not selected:
     find_entry(entries, pattern)  # Raises, naming the closest ids.
@@ -227,7 +229,7 @@ def estimate_lines(entries: Dict[str, Dict], pattern: str, tflops: float,
     todo.append(entries[entry_id])
     if twin and what(twin) not in chosen:
       todo.append(twin)
-  cache = {}
+  cache = {} if cache is None else cache
   rows = []
   for number, entry in enumerate(todo, 1):
     print(f'[{number}/{len(todo)}] estimating {entry["id"]} ...',

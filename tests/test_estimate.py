@@ -145,12 +145,13 @@ class EstimateTest(tf.test.TestCase):
   def test_reproduce_prints_the_row_and_its_twin(self):
     entries = {'smoke/freeze': _entry('smoke/freeze', 'freeze'),
                'smoke/finetune': _entry('smoke/finetune', 'finetune')}
-    lines = reproduce.estimate_lines(entries, 'smoke/freeze', 2.0, 1)
+    traced = {}  # Each config traced once across the calls (a process each).
+    lines = reproduce.estimate_lines(entries, 'smoke/freeze', 2.0, 1, traced)
     text = '\n'.join(lines)
     self.assertIn('smoke/freeze (freeze):', text)
     self.assertIn('smoke/freeze, twin (finetune):', text)
     self.assertIn('accelerator hours at 2 TFLOP/s', text)
-    table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1)
+    table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1, traced)
     self.assertEqual(table[0], estimate.TABLE_HEADER)
     rows = [l.split(' | ')[0] for l in table if l.startswith('| smoke/')]
     # Each entry's twin is the other entry: listed once each.
@@ -158,7 +159,7 @@ class EstimateTest(tf.test.TestCase):
     entries['smoke/scratch'] = dict(
         _entry('smoke/scratch', 'scratch'),
         params_override='task.train_data.input_path=/nonexistent/train-*')
-    table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1)
+    table = reproduce.estimate_lines(entries, 'smoke/*', 2.0, 1, traced)
     rows = [l.split(' | ')[0] for l in table if l.startswith('| smoke/')]
     # scratch's twin (freeze from a checkpoint) is no selected entry.
     self.assertEqual(rows, ['| smoke/freeze', '| smoke/finetune',
