@@ -6,3 +6,4 @@ from backbone_reuse.configs import detection as _detection_configs
 from backbone_reuse.shapes import experiments as _shapes_experiments
 from backbone_reuse.tasks import detection as _detection_tasks
 from backbone_reuse.modeling import decoders as _decoders
+from backbone_reuse.modeling import simple_fpn as _simple_fpn

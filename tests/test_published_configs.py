@@ -131,7 +131,8 @@ ALLOWED = {
 }
 # Fields Model Garden's configs do not have (ours only).
 OURS_ONLY = ('task.backbone_strategy', 'task.frozen_stages',
-             'task.class_category_ids',
+             'task.class_category_ids', 'task.model.decoder.simple_fpn.',
+             'task.model.decoder.bottleneck_nasfpn.',
              'task.model.backbone_activation',
              'task.adapters.',
              'task.class_balanced_loss.', 'task.train_only_box_classifier',

@@ -37,7 +37,37 @@ class _StrategyValidation:
     super().validate()
     strategies.validate_task_config(self)
     _validate_activations(self.model)
+    _validate_decoder_for_backbone(self.model)
     _validate_class_map(self)
+
+
+SIMPLE_FPN_NORMS = ('layer_norm', 'batch_norm', 'none')
+
+
+def _validate_decoder_for_backbone(model) -> None:
+  """A plain ViT gives one feature level: only the simple feature pyramid
+  builds a pyramid from it (Model Garden's FPN fails late on it), and the
+  simple pyramid serves nothing else."""
+  backbone, decoder = model.backbone.type, model.decoder.type
+  if backbone == 'vit':
+    if decoder != 'simple_fpn':
+      raise ValueError(
+          f"task.model.decoder.type={decoder!r} cannot serve a plain ViT's "
+          "single feature level; accepted with backbone 'vit': 'simple_fpn'.")
+    if not model.backbone.vit.output_2d_feature_maps:
+      raise ValueError(
+          'task.model.backbone.vit.output_2d_feature_maps=False gives no '
+          "feature map for decoder 'simple_fpn'; accepted: True.")
+  elif decoder == 'simple_fpn':
+    raise ValueError(
+        f"task.model.decoder.type='simple_fpn' builds from a plain ViT's one "
+        f'level; backbone {backbone!r} gives several: accepted decoders '
+        "'fpn', 'nasfpn', 'bottleneck_nasfpn'.")
+  if decoder == 'simple_fpn':
+    norm = model.decoder.simple_fpn.norm
+    if norm not in SIMPLE_FPN_NORMS:
+      raise ValueError(f'task.model.decoder.simple_fpn.norm={norm!r}; '
+                       f'accepted: {", ".join(SIMPLE_FPN_NORMS)}.')
 
 
 def _validate_class_map(task) -> None:
@@ -137,10 +167,20 @@ class BottleneckNASFPN(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class SimpleFPN(hyperparams.Config):
+  """ViTDet's simple feature pyramid over a plain ViT's one level
+  (modeling/simple_fpn.py)."""
+  num_filters: int = 256
+  norm: str = 'layer_norm'  # layer_norm (ViTDet's) | batch_norm | none
+
+
+@dataclasses.dataclass
 class Decoder(decoders.Decoder):
-  """Model Garden's decoder choice, plus type 'bottleneck_nasfpn'."""
+  """Model Garden's decoder choice, plus types 'bottleneck_nasfpn' and
+  'simple_fpn'."""
   bottleneck_nasfpn: BottleneckNASFPN = dataclasses.field(
       default_factory=BottleneckNASFPN)
+  simple_fpn: SimpleFPN = dataclasses.field(default_factory=SimpleFPN)
 
 
 @dataclasses.dataclass
@@ -155,7 +195,10 @@ class MaskRCNN(maskrcnn_config.MaskRCNN):
 
 @dataclasses.dataclass
 class RetinaNet(retinanet_config.RetinaNet):
-  """Model Garden's RetinaNet model config with `backbone_activation`."""
+  """Model Garden's RetinaNet model config with our decoder choice and
+  `backbone_activation`."""
+  decoder: Decoder = dataclasses.field(
+      default_factory=lambda: Decoder(type='fpn', fpn=decoders.FPN()))
   backbone_activation: str = ''
 
 

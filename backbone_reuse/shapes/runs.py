@@ -45,7 +45,9 @@ _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')
 _ADDED_FIELDS = {('task', 'adapters', 'learning_rate_multiplier'): 1.0,
                  ('task', 'frozen_stages'): -1,
                  ('task', 'class_balanced_loss', 'resolved'): False,
-                 ('task', 'class_category_ids'): []}
+                 ('task', 'class_category_ids'): [],
+                 ('task', 'model', 'decoder', 'simple_fpn'): {
+                     'num_filters': 256, 'norm': 'layer_norm'}}
 _STEP = re.compile(r'^train \| step:\s+(\d+) \| steps/sec')
 _LOSS = re.compile(r"'(?:total_loss|training_loss)': np\.float32\(([^)]+)\)")
 
