@@ -1,6 +1,7 @@
 """Reading Model Garden's TensorBoard scalars: one reader, two users."""
 import os
 import time
+from unittest import mock
 
 import tensorflow as tf
 
@@ -36,18 +37,20 @@ class SummariesTest(tf.test.TestCase):
     self.assertEqual(eval_summaries.read_last_eval(model_dir, 'none'),
                      (-1, {}))
 
-  def test_cpu_share_counts_this_process_only(self):
-    start = resources.clock()
-    while time.monotonic() - start[0] < 0.5:  # Busy: up to 1 CPU s/s.
+  def test_cpu_share_is_cpu_seconds_over_wall_seconds(self):
+    # Injected clocks: the share is exact, whatever else the host runs.
+    with mock.patch.object(resources, 'clock', return_value=(104.0, 13.0)):
+      share = resources.cpu_share(since=(100.0, 10.0))
+    self.assertEqual(share['cpu_seconds_per_second'], 0.75)
+    self.assertEqual(share['cpus'], os.cpu_count())
+
+  def test_the_clock_counts_this_process_cpu_time(self):
+    wall, cpu = resources.clock()
+    spin = time.process_time()
+    while time.process_time() - spin < 0.05:  # 50 ms of this process's CPU.
       pass
-    busy = resources.cpu_share(since=start)
-    self.assertEqual(busy['cpus'], os.cpu_count())
-    self.assertGreater(busy['cpu_seconds_per_second'], 0.2)
-    start = resources.clock()
-    time.sleep(0.5)
-    idle = resources.cpu_share(since=start)
-    self.assertLess(idle['cpu_seconds_per_second'],
-                    busy['cpu_seconds_per_second'])
+    later_wall, later_cpu = resources.clock()
+    self.assertGreaterEqual(later_cpu - cpu, 0.05)
     # Without `since`: since the module's import.
     self.assertGreater(resources.cpu_share()['cpu_seconds_per_second'], 0)
 
