@@ -36,6 +36,7 @@ import yaml
 
 from backbone_reuse import errors
 from backbone_reuse.configs import strategies
+from backbone_reuse.configs import detection as detection_config
 from backbone_reuse.data import category_map
 from backbone_reuse.data import tfrecord_check
 from backbone_reuse.dataloaders import decoders
@@ -148,10 +149,14 @@ def check_num_classes(task_config) -> List[str]:
   except (OSError, ValueError, KeyError, TypeError, tf.errors.OpError):
     return []  # An unreadable file is check_annotation_files' problem.
   source = f'task.annotation_file={task_config.annotation_file!r}'
+  if not ids:
+    return [f'{source} lists no categories; accepted: a COCO/LVIS JSON with '
+            'the categories of the training records.']
+  carry_indices = detection_config.records_carry_class_indices(task_config)
   try:
-    category_map.label_map(categories, num_classes, mapped)
+    category_map.label_map(categories, num_classes, mapped, carry_indices)
   except ValueError as error:
-    if mapped:
+    if mapped or carry_indices:
       return [f'{source}: {error}']
     keep = (f', or to {ids[-1] + 1} to keep the ids as labels'
             if ids and ids[0] >= 1 else '')
@@ -177,16 +182,16 @@ def check_num_classes(task_config) -> List[str]:
     if not unknown:
       return []
     return [f'class label {unknown[0]} of the training records ({files[0]}) '
-            'is no category id of task.class_category_ids (from '
-            f'{source}: ids {mapped[0]}..{mapped[-1]}); convert the records '
-            'from that file, or point task.annotation_file at theirs.']
+            'is no category id of task.class_category_ids (ids '
+            f'{mapped[0]}..{mapped[-1]}); accepted: records converted from '
+            'the annotation file the map was made from.']
   largest = max(labels, default=-1)
   if largest < num_classes:
     return []
   return [f'task.model.num_classes={num_classes} cannot hold class label '
           f'{largest} of the training records ({files[0]}); the records '
           "keep the dataset's category ids: set it to 0 to map them to class "
-          f'indices, or to at least {largest + 1}.']
+          f'indices, or to at least {max(largest, ids[-1]) + 1}.']
 
 
 # Backbone fields that only change how a backbone trains, not which weights

@@ -28,6 +28,7 @@ from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 from backbone_reuse import errors
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.configs import resolve
+from backbone_reuse.configs import detection as detection_config
 from backbone_reuse.data import category_map
 from backbone_reuse.modeling import backbone_checkpoint
 
@@ -106,8 +107,9 @@ def class_labels(params, annotation_file: str = '') -> Dict:
     source = ''
     categories = [{'id': i, 'name': f'class_{i}'} for i in ids]
   try:
-    classes = category_map.label_map(categories, num_classes,
-                                     params.task.class_category_ids)
+    classes = category_map.label_map(
+        categories, num_classes, params.task.class_category_ids,
+        detection_config.records_carry_class_indices(params.task))
   except ValueError as error:
     raise BadInput(f'{source!r}: {error}') from None
   return {'source': source, 'num_classes': num_classes, 'classes': classes,

@@ -94,6 +94,15 @@ class ResolveTest(tf.test.TestCase):
         "Model Garden's converter): set it to 0 to map the ids to class "
         'indices 1..3.')
 
+  def test_a_hand_set_count_of_k_plus_one_on_other_ids_is_refused(self):
+    # Records keep ids 0..2: id 0 would train as background and class k
+    # would be read as id k - 1.
+    zero_based = _write_categories(self.directory, [0, 1, 2])
+    (problem,) = preflight.check_num_classes(
+        self._params(zero_based, num_classes=4).task)
+    self.assertRegex(problem, r'^task.model.num_classes=4 cannot hold the 3 '
+                              r'categories .*set it to 0 to map the ids')
+
   def test_a_hand_set_count_is_told_both_ways(self):
     (problem,) = preflight.check_num_classes(
         self._params(self.annotation_file, num_classes=20).task)
@@ -113,8 +122,8 @@ class ResolveTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, r'ascending ids, none repeated'):
       self._params(self.annotation_file, class_category_ids=[2500, 1001])
     with self.assertRaisesRegex(
-        ValueError, r'num_classes=9 cannot hold the 2 categories of '
-        r'task.class_category_ids \+ background; accepted: 3'):
+        ValueError, r'num_classes=9 does not match the 2 ids of '
+        r'task.class_category_ids \+ background; accepted: 3, or 0'):
       self._params(self.annotation_file, num_classes=9,
                    class_category_ids=[1001, 2500])
 
@@ -132,6 +141,22 @@ class ResolveTest(tf.test.TestCase):
           int(c) for c in example['groundtruth_classes']]
     self.assertEqual(seen, {image: [_IDS.index(category) + 1]
                             for image, category in truth.items()})
+
+  def test_the_tasks_inputs_carry_class_indices_and_score_in_ids(self):
+    for experiment in ('fasterrcnn', 'retinanet'):
+      params = self._params(self.annotation_file, experiment=experiment)
+      params.task.validation_data.global_batch_size = 2  # 6 images.
+      task = testing_utils.build_task(params)
+      classes = set()
+      for _, labels in task.build_inputs(params.task.validation_data):
+        truth = labels['groundtruths']
+        counts = np.reshape(truth['num_detections'].numpy(), [-1])
+        for row, count in enumerate(counts):
+          classes.update(truth['classes'][row, :int(count)].numpy().tolist())
+      self.assertEqual(classes, {1, 2, 3}, experiment)  # 5000: no object.
+      task.build_metrics(training=False)
+      self.assertIsInstance(task.coco_metric,
+                            category_ids.CategoryIdEvaluator, experiment)
 
   def test_export_label_map_names_each_index_by_its_id(self):
     params = self._params(self.annotation_file)

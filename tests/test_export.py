@@ -207,9 +207,11 @@ class LabelMapTest(tf.test.TestCase):
                      [{'class_index': 1, 'category_id': 1, 'name': 'a'},
                       {'class_index': 5, 'category_id': 5, 'name': 'b'}])
 
-  def test_ids_beyond_num_classes_are_compacted(self):
+  def test_records_of_class_indices_are_compacted(self):
+    # LVIS records: our converter wrote the compacted indices.
     categories = [{'id': 7, 'name': 'b'}, {'id': 3, 'name': 'a'}]
-    self.assertEqual(category_map.label_map(categories, 3),
+    self.assertEqual(category_map.label_map(categories, 3,
+                                            records_carry_indices=True),
                      [{'class_index': 1, 'category_id': 3, 'name': 'a'},
                       {'class_index': 2, 'category_id': 7, 'name': 'b'}])
 
@@ -217,6 +219,11 @@ class LabelMapTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'num_classes=3'):
       category_map.label_map([{'id': i, 'name': str(i)}
                               for i in (1, 5, 9)], 3)
+    # COCO-style records keep the ids: 2 categories + background do not
+    # make the ids 3 and 7 class indices (the head would learn id k as k).
+    with self.assertRaisesRegex(ValueError, 'num_classes=0 to map'):
+      category_map.label_map([{'id': 7, 'name': 'b'}, {'id': 3, 'name': 'a'}],
+                             3)
 
 
 if __name__ == '__main__':

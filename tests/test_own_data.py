@@ -53,14 +53,14 @@ class OwnDataTest(tf.test.TestCase):
         ValueError, r"task.annotation_file='/no/such.json', which failed"):
       self._params(0, annotation_file='/no/such.json')
 
-  def test_a_hand_set_count_is_checked_against_the_records(self):
-    # 5 (4 categories + background) would fit compacted ids, but without
-    # the map the records keep the raw ids: their labels refuse it.
+  def test_a_hand_set_count_is_checked_against_the_ids(self):
+    # 5 (4 categories + background) without the map: the records keep the
+    # raw ids, which a 5-class head cannot hold.
     (problem,) = preflight.check_num_classes(self._params(5).task)
-    self.assertRegex(problem, r'^task.model.num_classes=5 cannot hold class '
-                              r'label (2500|3999) of the training records .*'
-                              r'set it to 0 to map them to class indices, or '
-                              r'to at least \d+\.$')
+    self.assertRegex(problem, r'^task.model.num_classes=5 cannot hold the 4 '
+                              r'categories .*\(ids 1001..5000, .*set it to 0 '
+                              r'to map the ids to class indices 1..4, or to '
+                              r'5001 to keep the ids as labels\.$')
     # Model Garden's convention, the ids as labels, is still accepted.
     self.assertEqual(preflight.check_num_classes(self._params(5001).task), [])
 

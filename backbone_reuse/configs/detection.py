@@ -44,6 +44,12 @@ class _StrategyValidation:
 SIMPLE_FPN_NORMS = ('layer_norm', 'batch_norm', 'none')
 
 
+def records_carry_class_indices(task) -> bool:
+  """Whether a task's records hold class indices (LVIS: our converter
+  compacts the ids), not the dataset's category ids (COCO-style records)."""
+  return isinstance(task, LvisMaskRCNNTask)
+
+
 def _validate_decoder_for_backbone(model) -> None:
   """A plain ViT gives one feature level: only the simple feature pyramid
   builds a pyramid from it (Model Garden's FPN fails late on it), and the
@@ -81,10 +87,9 @@ def _validate_class_map(task) -> None:
   num_classes = task.model.num_classes
   if num_classes and num_classes != len(ids) + 1:
     raise ValueError(
-        f'task.model.num_classes={num_classes} cannot hold the '
-        f'{len(ids)} categories of task.class_category_ids + background; '
-        f'accepted: {len(ids) + 1}, or 0 to read both from '
-        'task.annotation_file.')
+        f'task.model.num_classes={num_classes} does not match the '
+        f'{len(ids)} ids of task.class_category_ids + background; accepted: '
+        f'{len(ids) + 1}, or 0 (taken from the map).')
 
 
 def _validate_activations(model) -> None:

@@ -118,6 +118,14 @@ def fill_class_weights(params) -> None:
     # whose data is elsewhere), and building the task refuses it.
     return
   counts = class_balanced.annotation_counts(balanced.annotation_file)
+  expected = list(task.class_category_ids)
+  if expected and sorted(int(c['id']) for c in category_map.load_categories(
+      balanced.annotation_file)) != expected:
+    raise ValueError(
+        f'task.class_balanced_loss.annotation_file='
+        f'{balanced.annotation_file!r} has category ids other than the '
+        f'{len(expected)} of task.class_category_ids; accepted: the '
+        'training JSON of the same dataset.')
   if len(counts) + 1 != task.model.num_classes:
     raise ValueError(
         f'task.class_balanced_loss.annotation_file='
@@ -161,7 +169,7 @@ def fill_num_classes(params) -> None:
         f'({type(error).__name__}: {error}); accepted: a COCO/LVIS JSON with '
         'categories.') from None
   task.model.num_classes = len(categories) + 1
-  if not isinstance(task, detection.LvisMaskRCNNTask):
+  if not detection.records_carry_class_indices(task):
     task.class_category_ids = mapped
   logging.info('task.model.num_classes=%d, from the categories of %s%s.',
                task.model.num_classes, task.annotation_file,

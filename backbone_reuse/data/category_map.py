@@ -92,20 +92,22 @@ def class_category_ids(categories: List[Dict]) -> List[int]:
 
 
 def label_map(categories: List[Dict], num_classes: int,
-              mapped_ids: Sequence[int] = ()) -> List[Dict]:
+              mapped_ids: Sequence[int] = (),
+              records_carry_indices: bool = False) -> List[Dict]:
   """The detector's class indices 1..num_classes-1 as dataset categories.
 
   With `mapped_ids` (a task's `class_category_ids`) class index i is
   mapped_ids[i - 1]. Without it the labels are what the records carry: Model
   Garden's COCO converter writes category ids (COCO's, with gaps, below its
-  91 classes), our LVIS converter writes `CategoryMap` indices; the two agree
-  wherever the ids are 1..K, and ids that do not fit below `num_classes` are
-  compacted (what the LVIS converter wrote).
+  91 classes); our LVIS converter writes `CategoryMap` indices
+  (`records_carry_indices`: the ids are then compacted whatever they are).
 
   Args:
     categories: the annotation file's category dicts (`id`, `name`).
     num_classes: the detector's `task.model.num_classes` (with background).
     mapped_ids: the task's `class_category_ids`, or empty.
+    records_carry_indices: the records' labels are class indices already
+      (an LVIS task's), not category ids.
 
   Returns:
     [{'class_index', 'category_id', 'name'}] for every category.
@@ -118,25 +120,36 @@ def label_map(categories: List[Dict], num_classes: int,
   if mapped_ids:
     if sorted(ids) != sorted(int(i) for i in mapped_ids):
       raise ValueError(
-          f'the categories (ids {sorted(ids)}) are not the ones the run '
-          f'maps to class indices (task.class_category_ids='
-          f'{list(mapped_ids)}).')
+          f'its {len(ids)} categories (ids {_span(ids)}) are not the '
+          f'{len(mapped_ids)} the run maps to class indices '
+          f'(task.class_category_ids: ids {_span(mapped_ids)}); accepted: '
+          'the annotation file the map was made from, or '
+          'task.class_category_ids=[] with task.model.num_classes=0 to make '
+          'the map from this one.')
     compact = CategoryMap(mapped_ids)
     index = {i: compact.class_index(i) for i in ids}
-  elif ids and max(ids) < num_classes and min(ids) >= 1:
+  elif (ids and max(ids) < num_classes and min(ids) >= 1
+        and not records_carry_indices):
     index = {i: i for i in ids}
-  elif len(ids) + 1 == num_classes:
+  elif records_carry_indices and len(ids) + 1 <= num_classes:
     compact = CategoryMap(ids)
     index = {i: compact.class_index(i) for i in ids}
   else:
     raise ValueError(
-        f'{len(ids)} categories (ids {min(ids, default=None)}..'
-        f'{max(ids, default=None)}) cannot be the classes of a detector with '
-        f'num_classes={num_classes}; accepted: ids 1..num_classes-1 (as the '
-        'records carry them), or task.model.num_classes=0 to map the ids to '
-        'class indices.')
+        f'{len(ids)} categories (ids {_span(ids)}) cannot be the classes of a '
+        f'detector with num_classes={num_classes}; accepted: '
+        + ('num_classes >= categories + 1 (the records carry class indices).'
+           if records_carry_indices else
+           'ids 1..num_classes-1 (as the records carry them), or '
+           'task.model.num_classes=0 to map the ids to class indices.'))
   return [{'class_index': index[i], 'category_id': i, 'name': names[i]}
           for i in sorted(ids)]
+
+
+def _span(ids: Sequence[int]) -> str:
+  """'a..b' of sorted ids (a long list is not printed whole)."""
+  ids = sorted(int(i) for i in ids)
+  return f'{ids[0]}..{ids[-1]}' if ids else 'none'
 
 
 def load_categories(annotation_file: str) -> List[Dict]:
