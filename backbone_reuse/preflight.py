@@ -159,7 +159,7 @@ def check_num_classes(task_config) -> List[str]:
     if mapped or carry_indices:
       return [f'{source}: {error}']
     keep = (f', or to {ids[-1] + 1} to keep the ids as labels'
-            if ids and ids[0] >= 1 else '')
+            if ids[0] >= 1 else '')
     return [f'task.model.num_classes={num_classes} cannot hold the '
             f'{len(ids)} categories of {source} (ids {ids[0]}..{ids[-1]}, '
             "kept as labels by Model Garden's converter): set it to 0 to map "

@@ -352,11 +352,7 @@ class RetinaNetTask(_StrategyValidation, retinanet_config.RetinaNetTask):
   # backbone_strategy 'partial': the stem and this many block groups frozen.
   frozen_stages: int = strategies.FROZEN_STAGES_UNSET
   model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
-  # The dataset's category ids of class indices 1..K, in that order, when
-  # its ids are not 1..K: resolving `num_classes: 0` fills it from
-  # task.annotation_file; labels are mapped where decoded, predictions
-  # mapped back where scored and exported. Empty: the records' labels are the
-  # class indices (Model Garden's convention; COCO's paper rows, LVIS).
+  # As MaskRCNNTask's: category ids of class indices 1..K, or empty.
   class_category_ids: List[int] = dataclasses.field(default_factory=list)
 
   def validate(self):
