@@ -1,6 +1,6 @@
 r"""Exports a trained detector as a SavedModel, with its class names.
 
-  python -m backbone_reuse.export --experiment=shapes_maskrcnn \
+  python -m backbone_reuse.export --experiment=shapes_fasterrcnn \
     --checkpoint=runs/demo/detector --export_dir=runs/demo/export \
     [--config_file=...] [--params_override=...] [--batch_size=N] \
     [--input_type=image_tensor|encoded_image_string_tensor|tf_example] \
