@@ -5,8 +5,10 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -459,18 +461,45 @@ class GridTest(tf.test.TestCase):
       # Refused before anything is generated or trained.
       self.assertFalse(os.path.exists(output_dir))
 
-  @pytest.mark.slow
-  def test_quick_mode_runs_reports_and_resumes_from_committed_records(self):
-    output_dir = os.path.join(self.get_temp_dir(), 'grid')
-    report_dir = os.path.join(self.get_temp_dir(), 'report')
-    scale = shapes_design.SCALES['quick']
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      result = grid_runner.ShapesGrid(output_dir, scale, report_dir,
-                                      'python -m quick').run()
-    printed = out.getvalue()
-    self.assertIn('[4/4 fpn_freeze_large_s1] finished in', printed)
-    records = result['records']
+
+def _quiet(function, *args, **kwargs):
+  """Calls `function`; returns (its result, what it printed)."""
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    result = function(*args, **kwargs)
+  return result, out.getvalue()
+
+
+@pytest.mark.slow
+class QuickGridTest(tf.test.TestCase):
+  """The grid's quick mode, run once for the class (data, two upstreams,
+  four runs); each scenario works on copies of what it would change."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp()
+    cls.output_dir = os.path.join(cls.root, 'grid')
+    cls.report_dir = os.path.join(cls.root, 'report')
+    cls.scale = shapes_design.SCALES['quick']
+    cls.result, cls.printed = _quiet(grid_runner.ShapesGrid(
+        cls.output_dir, cls.scale, cls.report_dir, 'python -m quick').run)
+    cls.records = cls.result['records']
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def _copy(self, directory: str) -> str:
+    """A copy of the class's `directory` for a scenario that changes it."""
+    copy = os.path.join(self.get_temp_dir(), os.path.basename(directory))
+    shutil.copytree(directory, copy)
+    return copy
+
+  def test_every_run_trains_from_its_seeds_upstream(self):
+    self.assertIn('[4/4 fpn_freeze_large_s1] finished in', self.printed)
+    records = self.records
     self.assertEqual([r['name'] for r in records],
                      ['fpn_finetune_large_s0', 'fpn_freeze_large_s0',
                       'fpn_finetune_large_s1', 'fpn_freeze_large_s1'])
@@ -478,7 +507,7 @@ class GridTest(tf.test.TestCase):
       self.assertLen(record['results']['box']['per_class'], 40)
       self.assertNotIn('mask', record['results'])  # Box-only detectors.
       self.assertGreater(record['resources']['median_step_seconds'], 0)
-      run_dir = os.path.join(output_dir, 'runs', record['name'])
+      run_dir = os.path.join(self.output_dir, 'runs', record['name'])
       with open(os.path.join(run_dir, 'command.txt')) as f:
         command = f.read()
       self.assertIn('--experiment=shapes_fasterrcnn', command)
@@ -497,8 +526,10 @@ class GridTest(tf.test.TestCase):
                     finetune['parameters']['trainable_params'])
     self.assertLess(freeze['flops_per_step']['backward'],
                     finetune['flops_per_step']['backward'])
-    # The report reads the records: per-seed differences, paired.
-    with open(os.path.join(report_dir, 'summary.json')) as f:
+
+  def test_the_report_pairs_by_seed_and_counts_the_wall_time(self):
+    records = self.records
+    with open(os.path.join(self.report_dir, 'summary.json')) as f:
       summary = json.load(f)
     self.assertLen(summary['upstream']['large'], 2)
     (fpn_claim,) = summary['claims']
@@ -508,53 +539,52 @@ class GridTest(tf.test.TestCase):
                records[i]['results']['box']['AP']) for i in (0, 2)])
     self.assertLen(fpn_claim['interval'], 2)
     # Wall time: the world's generation, the upstreams and the runs.
-    with open(os.path.join(report_dir, 'runs', 'data.json')) as f:
+    with open(os.path.join(self.report_dir, 'runs', 'data.json')) as f:
       data_seconds = json.load(f)['seconds']
     upstream_seconds = sum(u['seconds']
-                           for u in result['context']['upstream'])
+                           for u in self.result['context']['upstream'])
     self.assertGreater(data_seconds, 0)
     self.assertAllClose(summary['wall_minutes'], (
         data_seconds + upstream_seconds +
         sum(r['seconds'] for r in records)) / 60)
 
-    # A fresh clone: another output dir, the committed records only. Nothing
-    # is generated or trained, and the same records are reported.
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      again = grid_runner.ShapesGrid(
-          os.path.join(self.get_temp_dir(), 'fresh'), scale, report_dir).run()
-    printed = out.getvalue()
+  def test_a_fresh_clone_reports_the_committed_records_untrained(self):
+    # Another output dir, the committed records only: nothing is generated
+    # or trained, and the same records are reported.
+    report_dir = self._copy(self.report_dir)
+    again, printed = _quiet(grid_runner.ShapesGrid(
+        os.path.join(self.get_temp_dir(), 'fresh'), self.scale,
+        report_dir).run)
     self.assertEqual(printed.count('committed result reused'), 4)
     self.assertNotIn('[data]', printed)
-    self.assertEqual(again['records'], records)
+    self.assertEqual(again['records'], self.records)
 
-    # --report_only trains nothing: a seed without records is named and left
-    # out.
-    out = io.StringIO()
-    more = dataclasses.replace(scale, large_seeds={'fpn': (0, 1, 2)})
+  def test_report_only_names_and_leaves_out_runs_without_records(self):
+    more = dataclasses.replace(self.scale, large_seeds={'fpn': (0, 1, 2)})
     fresh = os.path.join(self.get_temp_dir(), 'report_only')
-    with contextlib.redirect_stdout(out):
-      reported = grid_runner.ShapesGrid(fresh, more, report_dir).run(
-          report_only=True)
+    reported, printed = _quiet(grid_runner.ShapesGrid(
+        fresh, more, self._copy(self.report_dir)).run, report_only=True)
     self.assertIn('2 of 6 runs have no committed record and are left out: '
-                  'fpn_finetune_large_s2, fpn_freeze_large_s2', out.getvalue())
-    self.assertEqual(reported['records'], records)
+                  'fpn_finetune_large_s2, fpn_freeze_large_s2', printed)
+    self.assertEqual(reported['records'], self.records)
     self.assertFalse(os.path.exists(os.path.join(fresh, 'runs')))
 
-    # A changed run (another detector schedule) is not taken for the
-    # committed one.
-    grid = grid_runner.ShapesGrid(output_dir, scale, report_dir)
+  def test_a_changed_schedule_is_not_taken_for_the_committed_run(self):
+    grid = grid_runner.ShapesGrid(self.output_dir, self.scale,
+                                  self.report_dir)
     changed = grid_runner.ShapesGrid(
-        output_dir, dataclasses.replace(scale, detector_steps=12), report_dir)
-    run = scale.grid()[0]
+        self.output_dir, dataclasses.replace(self.scale, detector_steps=12),
+        self.report_dir)
+    run = self.scale.grid()[0]
     self.assertIsNotNone(grid.committed(run.name, grid.key(run)))
     self.assertIsNone(changed.committed(run.name, changed.key(run)))
 
-    # The learning curve retrains the seed-0 runs (their records have no
-    # curve) and evaluates them at each quarter of the 8 steps.
-    with contextlib.redirect_stdout(io.StringIO()):
-      curve = grid_runner.ShapesGrid(output_dir, scale, report_dir).run(
-          curve=True)
+  def test_the_learning_curve_retrains_seed_zero_at_each_quarter(self):
+    # The records have no curve: the seed-0 runs are trained again and
+    # evaluated at each quarter of the 8 steps.
+    report_dir = self._copy(self.report_dir)
+    curve, _ = _quiet(grid_runner.ShapesGrid(
+        self._copy(self.output_dir), self.scale, report_dir).run, curve=True)
     self.assertEqual([r['name'] for r in curve['records']],
                      ['fpn_finetune_large_s0', 'fpn_freeze_large_s0'])
     for record in curve['records']:
@@ -562,14 +592,16 @@ class GridTest(tf.test.TestCase):
                        [2, 4, 6, 8])
     self.assertTrue(os.path.isfile(os.path.join(report_dir, 'curve.md')))
 
-  @pytest.mark.slow
   def test_the_pilot_scores_on_dev_and_rescores_a_run_on_disk(self):
-    output_dir = os.path.join(self.get_temp_dir(), 'grid')
-    report_dir = os.path.join(self.get_temp_dir(), 'report')
-    scale = shapes_design.SCALES['quick']
-    with contextlib.redirect_stdout(io.StringIO()):
-      records = grid_runner.ShapesGrid(output_dir, scale,
-                                       report_dir).run_pilot()
+    # The world and the seed-0 upstream are the class's (copied): the pilot
+    # generates and pretrains nothing.
+    output_dir = self._copy(self.output_dir)
+    report_dir = os.path.join(self.get_temp_dir(), 'pilot_report')
+    scale = self.scale
+    records, printed = _quiet(grid_runner.ShapesGrid(
+        output_dir, scale, report_dir).run_pilot)
+    self.assertIn('[upstream_large_s0] done in an earlier run', printed)
+    self.assertIn('[data] done in an earlier run', printed)
     self.assertEqual([r['name'] for r in records],
                      ['fpn_freeze_large_s0_12steps',
                       'fpn_finetune_large_s0_12steps'])
@@ -620,7 +652,6 @@ class GridTest(tf.test.TestCase):
     self.assertNotIn('[data]', out.getvalue())
     self.assertFalse(os.path.exists(os.path.join(self.get_temp_dir(),
                                                  'fresh', 'data')))
-
 
 
 if __name__ == '__main__':
