@@ -12,7 +12,7 @@ bit-identical; records carry its digest). The paper's numbers for a
 claim come from experiments/paper_tables.yaml (manifest.py).
 """
 import collections
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from backbone_reuse import manifest
 from backbone_reuse.analysis import intervals
@@ -22,7 +22,35 @@ from backbone_reuse.analysis import intervals
 DEFAULT = None
 LONG = 'long'
 
-Cell = Tuple[str, str, Optional[str], Optional[str]]
+
+
+class Cell(NamedTuple):
+  """Runs that differ only by seed."""
+  capacity: str
+  strategy: str  # strategy_label: 'partialK' for partial freezing.
+  upstream: Optional[str]  # 'large' | 'small'; None for scratch.
+  schedule: Optional[str] = DEFAULT  # DEFAULT | LONG.
+
+
+class Term(NamedTuple):
+  """sign x a metric of a cell: a claim's per-seed difference sums them."""
+  sign: int
+  capacity: str
+  strategy: str
+  upstream: Optional[str]
+  metric: str  # A box metric: 'AP', 'APr', 'APf', ...
+  schedule: Optional[str] = DEFAULT
+
+  @property
+  def cell(self) -> Cell:
+    return Cell(self.capacity, self.strategy, self.upstream, self.schedule)
+
+
+class PaperTerm(NamedTuple):
+  """sign x a number of a manifest entry (manifest.paper_difference)."""
+  sign: int
+  entry: str
+  key: str
 
 
 def strategy_label(run: Dict) -> str:
@@ -35,15 +63,15 @@ def strategy_label(run: Dict) -> str:
 
 
 def cell(record: Dict) -> Cell:
-  """(capacity, strategy label, upstream, DEFAULT | LONG) of a record."""
+  """The cell of a record."""
   run = record['run']
-  return (run['capacity'], strategy_label(run), run['upstream'],
-          LONG if run.get('steps') else DEFAULT)
+  return Cell(run['capacity'], strategy_label(run), run['upstream'],
+              LONG if run.get('steps') else DEFAULT)
 
 
 def on_grid_schedule(records: Sequence[Dict]) -> List[Dict]:
   """The records of the grid's own schedule (not the schedule study's)."""
-  return [r for r in records if cell(r)[3] == DEFAULT]
+  return [r for r in records if cell(r).schedule == DEFAULT]
 
 
 def by_seed(records: Sequence[Dict]) -> Dict[Cell, Dict[int, Dict]]:
@@ -54,21 +82,16 @@ def by_seed(records: Sequence[Dict]) -> Dict[Cell, Dict[int, Dict]]:
   return cells
 
 
-def per_seed(cells: Dict[Cell, Dict[int, Dict]], terms,
+def per_seed(cells: Dict[Cell, Dict[int, Dict]], terms: Sequence[Term],
              kind: str = 'box') -> Tuple[List[int], List[float]]:
   """The seeds every term's cell has, and per seed the signed sum x 100 of
-  the terms: (sign, capacity, strategy, upstream, metric name[, schedule])."""
-  needed = [cells.get(_term_cell(term), {}) for term in terms]
+  the terms."""
+  needed = [cells.get(term.cell, {}) for term in terms]
   seeds = sorted(set.intersection(*(set(c) for c in needed)))
   return seeds, [
-      100 * sum(term[0] * cells[_term_cell(term)][seed]['results'][kind][
-          term[4]]
-                for term in terms)
+      100 * sum(term.sign * cells[term.cell][seed]['results'][kind][
+          term.metric] for term in terms)
       for seed in seeds]
-
-
-def _term_cell(term) -> Cell:
-  return (*term[1:4], term[5] if len(term) > 5 else DEFAULT)
 
 
 # How the runs a per-seed difference combines started, per upstream set.
@@ -77,18 +100,17 @@ DIFFERENT = 'different'  # Two runs of one set started from different ones.
 UNKNOWN = 'unknown'  # Some runs carry no digest (records older than it).
 
 
-def upstream_pairing(cells: Dict[Cell, Dict[int, Dict]], terms,
-                     seed: int) -> str:
+def upstream_pairing(cells: Dict[Cell, Dict[int, Dict]],
+                     terms: Sequence[Term], seed: int) -> str:
   """Whether the runs of `terms` with seed `seed` that start from one
   upstream set (large, small) started from the same checkpoint: a retrained
   upstream is not bit-identical, so a difference across two checkpoints
   keeps the upstream's own training noise that pairing by seed removes."""
   digests = collections.defaultdict(set)
   for term in terms:
-    upstream = term[3]
-    if upstream is not None:
-      digests[upstream].add(
-          cells[_term_cell(term)][seed].get('upstream_checkpoint'))
+    if term.upstream is not None:
+      digests[term.upstream].add(
+          cells[term.cell][seed].get('upstream_checkpoint'))
   if any(len(d - {None}) > 1 for d in digests.values()):
     return DIFFERENT
   if any(None in d and len(d) > 1 for d in digests.values()):
@@ -103,26 +125,26 @@ def paired(cells: Dict[Cell, Dict[int, Dict]], capacity: str,
   schedule: the mean of the per-seed differences over the seeds both cells
   have. None without a common seed."""
   _, differences = per_seed(cells, [
-      (+1, capacity, strategy, upstream, name),
-      (-1, capacity, reference, upstream, name)], kind)
+      Term(+1, capacity, strategy, upstream, name),
+      Term(-1, capacity, reference, upstream, name)], kind)
   return sum(differences) / len(differences) if differences else None
 
 
 def _gain(capacity, upstream, metric='AP', schedule=DEFAULT):
   """freeze - finetune terms."""
-  return [(+1, capacity, 'freeze', upstream, metric, schedule),
-          (-1, capacity, 'finetune', upstream, metric, schedule)]
+  return [Term(+1, capacity, 'freeze', upstream, metric, schedule),
+          Term(-1, capacity, 'finetune', upstream, metric, schedule)]
 
 
 def _negate(terms):
-  """The terms with their signs flipped (grid or manifest terms)."""
-  return [(-t[0], *t[1:]) for t in terms]
+  """The terms (Term or PaperTerm) with their signs flipped."""
+  return [t._replace(sign=-t.sign) for t in terms]
 
 
 def _upstream_benefit(strategy, schedule):
   """large - small upstream terms of one strategy (Cascade R-CNN NAS-FPN)."""
-  return [(+1, 'nasfpn_cascade', strategy, 'large', 'AP', schedule),
-          (-1, 'nasfpn_cascade', strategy, 'small', 'AP', schedule)]
+  return [Term(+1, 'nasfpn_cascade', strategy, 'large', 'AP', schedule),
+          Term(-1, 'nasfpn_cascade', strategy, 'small', 'AP', schedule)]
 
 
 def _table1(detector, upstream, strategy):
@@ -131,10 +153,11 @@ def _table1(detector, upstream, strategy):
 
 def _paper_gain(detector, reference='finetune'):
   """The paper's freeze - reference on Table 1, ImageNet and JFT-300M."""
-  return [(name, [(+1, _table1(detector, upstream, 'freeze'), 'box_ap'),
-                       (-1, _table1(detector, upstream, reference)
-                        if reference != 'scratch'
-                        else f'table1/{detector}/scratch', 'box_ap')])
+  return [(name, [PaperTerm(+1, _table1(detector, upstream, 'freeze'),
+                            'box_ap'),
+                  PaperTerm(-1, _table1(detector, upstream, reference)
+                            if reference != 'scratch'
+                            else f'table1/{detector}/scratch', 'box_ap')])
           for name, upstream in (('ImageNet', 'imagenet'),
                                  ('JFT-300M', 'jft'))]
 
@@ -143,7 +166,7 @@ _CASCADE = 'r101_nasfpn_cascade'
 _LVIS_STAGE2 = 'table5/lvis/effb7_nasfpn/copy_paste_{}/stage2'
 
 # Each claim: text, terms, the sign the paper expects, and where the paper's
-# number comes from: (label, [(sign, manifest entry id, key)]).
+# number comes from: (where, [(label, [PaperTerm])]).
 CLAIMS = (
     {'claim': 'With enough capacity (Cascade R-CNN NAS-FPN, large upstream), '
               'freezing beats fine-tuning',
@@ -180,24 +203,26 @@ CLAIMS = (
          _gain('nasfpn_cascade', 'large', 'APf')),
      'sign': +1,
      'paper': ('Table 5, LVIS, Copy-Paste, stage 2', [('box', [
-         (+1, _LVIS_STAGE2.format('freeze'), 'box_apr'),
-         (-1, _LVIS_STAGE2.format('finetune'), 'box_apr'),
-         (-1, _LVIS_STAGE2.format('freeze'), 'box_apf'),
-         (+1, _LVIS_STAGE2.format('finetune'), 'box_apf')])])},
+         PaperTerm(+1, _LVIS_STAGE2.format('freeze'), 'box_apr'),
+         PaperTerm(-1, _LVIS_STAGE2.format('finetune'), 'box_apr'),
+         PaperTerm(-1, _LVIS_STAGE2.format('freeze'), 'box_apf'),
+         PaperTerm(+1, _LVIS_STAGE2.format('finetune'), 'box_apf')])])},
     {'claim': 'Pre-trained and frozen beats training from scratch (Cascade '
               'R-CNN NAS-FPN, large upstream)',
-     'terms': [(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'scratch', None, 'AP')],
+     'terms': [Term(+1, 'nasfpn_cascade', 'freeze', 'large', 'AP'),
+               Term(-1, 'nasfpn_cascade', 'scratch', None, 'AP')],
      'sign': +1,
      'paper': ('Table 1', _paper_gain(_CASCADE, 'scratch'))},
     {'claim': 'Residual adapters on the frozen backbone help further '
               '(Cascade R-CNN NAS-FPN, large upstream)',
-     'terms': [(+1, 'nasfpn_cascade', 'adapters', 'large', 'AP'),
-               (-1, 'nasfpn_cascade', 'freeze', 'large', 'AP')],
+     'terms': [Term(+1, 'nasfpn_cascade', 'adapters', 'large', 'AP'),
+               Term(-1, 'nasfpn_cascade', 'freeze', 'large', 'AP')],
      'sign': +1,
      'paper': ('Table 7 minus Table 1', [
-         (name, [(+1, f'table7/{_CASCADE}/{upstream}_adapters', 'box_ap'),
-                 (-1, _table1(_CASCADE, upstream, 'freeze'), 'box_ap')])
+         (name, [PaperTerm(+1, f'table7/{_CASCADE}/{upstream}_adapters',
+                           'box_ap'),
+                 PaperTerm(-1, _table1(_CASCADE, upstream, 'freeze'),
+                           'box_ap')])
          for name, upstream in (('ImageNet', 'imagenet'),
                                 ('JFT-300M', 'jft'))])},
     # The schedule-length study (the paper's observation 1; Table 2).
@@ -217,11 +242,11 @@ CLAIMS = (
      'sign': -1,
      'paper': ('Table 2 (NAS-FPN), JFT-300M minus ImageNet', [
          ('long, fine-tuned (He et al.)', [
-             (+1, 'table2/he_jft_long', 'box_ap'),
-             (-1, 'table2/he_imagenet_long', 'box_ap')]),
+             PaperTerm(+1, 'table2/he_jft_long', 'box_ap'),
+             PaperTerm(-1, 'table2/he_imagenet_long', 'box_ap')]),
          ('short (Sun et al.)', [
-             (+1, 'table2/sun_jft_short', 'box_ap'),
-             (-1, 'table2/sun_imagenet_short', 'box_ap')])])},
+             PaperTerm(+1, 'table2/sun_jft_short', 'box_ap'),
+             PaperTerm(-1, 'table2/sun_imagenet_short', 'box_ap')])])},
     {'claim': 'With longer training freezing keeps the larger upstream\'s '
               'benefit: (large - small upstream, freeze) at the long '
               'schedule minus at the grid\'s (Cascade R-CNN NAS-FPN; the '
@@ -231,9 +256,10 @@ CLAIMS = (
          _upstream_benefit('freeze', DEFAULT)),
      'sign': +1,
      'paper': ('Table 1 (long), JFT-300M minus ImageNet, frozen', [
-         ('long, frozen', [(+1, _table1(_CASCADE, 'jft', 'freeze'), 'box_ap'),
-                           (-1, _table1(_CASCADE, 'imagenet', 'freeze'),
-                            'box_ap')])])},
+         ('long, frozen', [
+             PaperTerm(+1, _table1(_CASCADE, 'jft', 'freeze'), 'box_ap'),
+             PaperTerm(-1, _table1(_CASCADE, 'imagenet', 'freeze'),
+                       'box_ap')])])},
     {'claim': 'With longer training freezing keeps more of the larger '
               'upstream\'s benefit than fine-tuning: the freeze minus the '
               'finetune change of (large - small upstream) from the grid\'s '
@@ -259,8 +285,8 @@ CLAIMS += tuple(
     {'claim': f'Partial freezing (the stem and '
               f'{"block group 1" if k == 1 else f"block groups 1-{k}"} '
               f'frozen) beats {title} ({_TITLES[capacity]}, large upstream)',
-     'terms': [(+1, capacity, f'partial{k}', 'large', 'AP'),
-               (-1, capacity, reference, 'large', 'AP')],
+     'terms': [Term(+1, capacity, f'partial{k}', 'large', 'AP'),
+               Term(-1, capacity, reference, 'large', 'AP')],
      'sign': +1,
      'paper': ('none: an extension (the paper compares all-or-nothing)', [])}
     for capacity in PARTIAL_CAPACITIES for k in PARTIAL_STAGES
