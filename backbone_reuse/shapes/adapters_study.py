@@ -186,8 +186,8 @@ class AdaptersStudy:
     found = summarise(done)
     os.makedirs(self.study_dir, exist_ok=True)
     records.write_json(os.path.join(self.study_dir, 'summary.json'), found)
-    with open(os.path.join(self.study_dir, 'results.md'), 'w') as f:
-      f.write(results_table(found))
+    records.write_text(os.path.join(self.study_dir, 'results.md'),
+                       results_table(found))
     print(f'Study written to {self.study_dir}', flush=True)
     return found
 

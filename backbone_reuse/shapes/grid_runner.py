@@ -252,8 +252,7 @@ class ShapesGrid:
     count = resources.train_step_flops(task, model, params)
     tf_keras.backend.clear_session()
     os.makedirs(os.path.dirname(cache), exist_ok=True)
-    with open(cache, 'w') as f:
-      json.dump(count, f)
+    records.write_json(cache, count)
     return count
 
   def score_on_dev(self, run: design.Run, model_dir: str) -> Dict:
@@ -437,8 +436,7 @@ def _training_annotations(path: str, report_dir: str) -> Dict:
     with open(path) as f:
       categories = json.load(f)['categories']
     os.makedirs(os.path.dirname(saved), exist_ok=True)
-    with open(saved, 'w') as f:
-      json.dump(categories, f, indent=1)
+    records.write_json(saved, categories, sort_keys=False)
   with open(saved) as f:
     categories = json.load(f)
   return {c['name']: {'instances': c['instance_count'],
