@@ -70,7 +70,7 @@ def check_inputs(task_config) -> List[str]:
                       'comma-separated glob(s) of TFRecord shards (e.g. '
                       'written by Model Garden\'s create_coco_tf_record).')
       continue
-    detection = _is_detection(task_config)
+    detection = detection_config.is_detection_task(task_config)
     try:
       record = next(iter(tf.data.TFRecordDataset(files[0]).take(1)), None)
       if record is None:
@@ -88,11 +88,6 @@ def check_inputs(task_config) -> List[str]:
           f'decode as {kind} ({reason[0] if reason else error}); check it '
           f'with {tfrecord_check.command_for(pattern)}')
   return problems
-
-
-def _is_detection(task_config) -> bool:
-  """One of our detection tasks (else e.g. upstream classification)."""
-  return hasattr(task_config, 'backbone_strategy')
 
 
 def _annotation_files(task_config) -> List[Tuple[str, str]]:
@@ -139,7 +134,8 @@ def check_num_classes(task_config) -> List[str]:
   """`task.model.num_classes` (and `task.class_category_ids`, when the run
   maps ids to class indices) can hold the dataset's classes and the labels
   of its training records."""
-  if not _is_detection(task_config) or not task_config.annotation_file:
+  if (not detection_config.is_detection_task(task_config)
+      or not task_config.annotation_file):
     return []
   num_classes = task_config.model.num_classes
   mapped = list(task_config.class_category_ids)
@@ -229,7 +225,7 @@ def backbone_differences(ours: Dict, theirs: Dict) -> List[str]:
 def check_checkpoint_params(task_config) -> List[str]:
   """The checkpoint's classification run had the row's backbone."""
   path = task_config.init_checkpoint
-  if (not path or not _is_detection(task_config)
+  if (not path or not detection_config.is_detection_task(task_config)
       or task_config.init_checkpoint_modules == strategies.WHOLE_DETECTOR):
     return []
   try:
@@ -264,7 +260,7 @@ def check_checkpoint(task_config) -> List[str]:
   field = 'task.init_checkpoint'
   try:
     backbone_checkpoint.resolve_path(path, field)  # Before building.
-    if not _is_detection(task_config):
+    if not detection_config.is_detection_task(task_config):
       return []  # Restored by Model Garden's own task.
     if task_config.init_checkpoint_modules == strategies.WHOLE_DETECTOR:
       model = task_factory.get_task(task_config).build_model()

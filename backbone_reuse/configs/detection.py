@@ -44,6 +44,13 @@ class _StrategyValidation:
 SIMPLE_FPN_NORMS = ('layer_norm', 'batch_norm', 'none')
 
 
+def is_detection_task(task) -> bool:
+  """Whether a task config is one of our detection tasks (R-CNN family,
+  LVIS, RetinaNet: each has a backbone strategy), not e.g. the upstream
+  classification task."""
+  return hasattr(task, 'backbone_strategy')
+
+
 def records_carry_class_indices(task) -> bool:
   """Whether a task's records hold class indices (LVIS: our converter
   compacts the ids), not the dataset's category ids (COCO-style records)."""

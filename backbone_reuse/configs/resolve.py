@@ -147,7 +147,7 @@ def fill_num_classes(params) -> None:
   (`task.class_category_ids`). params.yaml records both. An LVIS task's
   records already carry class indices (data/lvis_conversion.py): no map."""
   task = params.task
-  if not hasattr(task, 'backbone_strategy') or task.model.num_classes != 0:
+  if not detection.is_detection_task(task) or task.model.num_classes != 0:
     return
   if task.class_category_ids:
     task.model.num_classes = len(task.class_category_ids) + 1
