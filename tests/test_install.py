@@ -1,6 +1,7 @@
 """A built (non-editable) install works from any directory: it carries the
 YAMLs and the manifest (setup.py, backbone_reuse/package_data.py)."""
 import os
+import shlex
 import subprocess
 import sys
 
@@ -67,7 +68,9 @@ class BuiltInstallTest(tf.test.TestCase):
     command = [l for l in dry.stdout.splitlines()
                if l.startswith('python -m backbone_reuse.train')]
     self.assertLen(command, 1)
-    files = [a.split('=', 1)[1] for a in command[0].split()
+    # Parsed as a shell parses it: a path with characters the shell would
+    # read otherwise (e.g. a temporary directory's) is printed quoted.
+    files = [a.split('=', 1)[1] for a in shlex.split(command[0])
              if a.startswith('--config_file=')]
     self.assertLen(files, 3)
     for path in files:
