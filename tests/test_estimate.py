@@ -99,19 +99,45 @@ class EstimateTest(tf.test.TestCase):
       self.assertLess(frozen_memory[part], tuned_memory[part], part)
 
   @pytest.mark.slow
-  def test_arithmetic_of_steps_batch_and_hours(self):
+  def test_the_schedule_batch_and_throughput_scale_the_cost(self):
+    # What the cost does when the run changes, not its formulas restated.
+    # None of these changes is traced again: a trace is per image.
     params = _params('freeze')
-    cost = self.freeze
+    steps = params.trainer.train_steps
     batch = params.task.train_data.global_batch_size
-    self.assertEqual(cost['flops_per_step'],
-                     cost['flops_per_image']['total'] * batch)
-    self.assertEqual(cost['total_flops'],
-                     cost['flops_per_step'] * params.trainer.train_steps)
-    self.assertTrue(math.isclose(cost['accelerator_hours'],
-                                 cost['total_flops'] / 2e12 / 3600))
-    memory = cost['memory_per_replica_bytes']
-    self.assertEqual(memory['total'], sum(
-        memory[part] for part in estimate.MEMORY_PARTS))
+    base = self.freeze
+    traces = len(self.cache)
+    longer = estimate.estimate(
+        _params('freeze', f'trainer.train_steps={2 * steps}'), tflops=2.0,
+        replicas=1, cache=self.cache)
+    bigger = estimate.estimate(
+        _params('freeze', f'task.train_data.global_batch_size={2 * batch}'),
+        tflops=2.0, replicas=1, cache=self.cache)
+    faster = estimate.estimate(params, tflops=4.0, replicas=1,
+                               cache=self.cache)
+    self.assertLen(self.cache, traces)
+    for cost in (longer, bigger, faster):
+      self.assertEqual(cost['flops_per_image'], base['flops_per_image'])
+    # Twice the steps: twice the work and the hours, the same step.
+    self.assertEqual(longer['flops_per_step'], base['flops_per_step'])
+    self.assertEqual(longer['total_flops'], 2 * base['total_flops'])
+    self.assertTrue(math.isclose(longer['accelerator_hours'],
+                                 2 * base['accelerator_hours']))
+    self.assertEqual(longer['memory_per_replica_bytes'],
+                     base['memory_per_replica_bytes'])
+    # Twice the batch: twice each step, the work and the activations held;
+    # the weights, gradients and optimizer slots are the same.
+    self.assertEqual(bigger['flops_per_step'], 2 * base['flops_per_step'])
+    self.assertEqual(bigger['total_flops'], 2 * base['total_flops'])
+    memory = base['memory_per_replica_bytes']
+    more = bigger['memory_per_replica_bytes']
+    self.assertEqual(more['activations'], 2 * memory['activations'])
+    for part in ('weights', 'gradients', 'optimizer'):
+      self.assertEqual(more[part], memory[part], part)
+    # Twice the accelerator's rate: half the hours for the same work.
+    self.assertEqual(faster['total_flops'], base['total_flops'])
+    self.assertTrue(math.isclose(faster['accelerator_hours'],
+                                 base['accelerator_hours'] / 2))
 
   @pytest.mark.slow
   def test_replicas_split_the_activations_only(self):
