@@ -35,6 +35,7 @@ import tf_keras
 import yaml
 
 from backbone_reuse import errors
+from backbone_reuse.configs import class_balanced
 from backbone_reuse.configs import strategies
 from backbone_reuse.configs import detection as detection_config
 from backbone_reuse.data import category_map
@@ -94,7 +95,7 @@ def _annotation_files(task_config) -> List[Tuple[str, str]]:
   found = [('task.annotation_file',
             getattr(task_config, 'annotation_file', ''))]
   balanced = getattr(task_config, 'class_balanced_loss', None)
-  if balanced is not None and balanced.type != 'none':
+  if balanced is not None and balanced.type != class_balanced.NONE:
     found.append(('task.class_balanced_loss.annotation_file',
                   balanced.annotation_file))
   sampling = getattr(task_config.train_data, 'repeat_factor_sampling', None)

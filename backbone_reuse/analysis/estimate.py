@@ -37,6 +37,7 @@ import tf_keras
 
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
+from backbone_reuse.configs import class_balanced
 
 # A sustained training rate per accelerator, in TFLOP/s: about 40 % of a TPU
 # v3 chip's bfloat16 peak (123). Pass the figure your hardware sustains.
@@ -77,7 +78,7 @@ def _on_synthetic_input(params, path: str):
     copy_paste.enabled = False
   balanced = getattr(params.task, 'class_balanced_loss', None)
   if balanced is not None:
-    balanced.type = 'none'
+    balanced.type = class_balanced.NONE
   return params
 
 
