@@ -13,6 +13,7 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.modeling import tf_utils
+from official.vision.configs import backbones
 from official.vision.configs import decoders
 from official.vision.configs import maskrcnn as maskrcnn_config
 from official.vision.configs import retinanet as retinanet_config
@@ -62,15 +63,16 @@ def _validate_decoder_for_backbone(model) -> None:
   builds a pyramid from it (Model Garden's FPN fails late on it), and the
   simple pyramid serves nothing else."""
   backbone, decoder = model.backbone.type, model.decoder.type
-  if backbone == 'vit':
+  if backbone in strategies.VIT_TYPES:
     if decoder != 'simple_fpn':
       raise ValueError(
           f"task.model.decoder.type={decoder!r} cannot serve a plain ViT's "
-          "single feature level; accepted with backbone 'vit': 'simple_fpn'.")
-    if not model.backbone.vit.output_2d_feature_maps:
+          f"single feature level; accepted with backbone {backbone!r}: "
+          "'simple_fpn'.")
+    if not model.backbone.get().output_2d_feature_maps:
       raise ValueError(
-          'task.model.backbone.vit.output_2d_feature_maps=False gives no '
-          "feature map for decoder 'simple_fpn'; accepted: True.")
+          f'task.model.backbone.{backbone}.output_2d_feature_maps=False gives '
+          "no feature map for decoder 'simple_fpn'; accepted: True.")
   elif decoder == 'simple_fpn':
     raise ValueError(
         f"task.model.decoder.type='simple_fpn' builds from a plain ViT's one "
@@ -196,8 +198,30 @@ class Decoder(decoders.Decoder):
 
 
 @dataclasses.dataclass
+class PlainViT(backbones.VisionTransformer):
+  """A plain ViT sized by these fields (modeling/plain_vit.py): Model
+  Garden's `vit` type takes its sizes from VIT_SPECS[model_name], whose
+  smallest is ViT-Ti/16. A detector reads its one 2-D feature map (level
+  log2(patch_size)), so only decoder 'simple_fpn' serves it."""
+  model_name: str = ''  # Unused: the sizes are the fields below.
+  output_2d_feature_maps: bool = True
+
+
+@dataclasses.dataclass
+class Backbone(backbones.Backbone):
+  """Model Garden's backbone choice, plus type 'plain_vit'."""
+  plain_vit: PlainViT = dataclasses.field(default_factory=PlainViT)
+
+
+def _resnet_backbone() -> Backbone:
+  return Backbone(type='resnet', resnet=backbones.ResNet())
+
+
+@dataclasses.dataclass
 class MaskRCNN(maskrcnn_config.MaskRCNN):
-  """Model Garden's R-CNN model config with our decoder choice."""
+  """Model Garden's R-CNN model config with our backbone and decoder
+  choices."""
+  backbone: Backbone = dataclasses.field(default_factory=_resnet_backbone)
   decoder: Decoder = dataclasses.field(
       default_factory=lambda: Decoder(type='fpn', fpn=decoders.FPN()))
   # '': norm_activation.activation, which the decoder and heads use. An
@@ -207,8 +231,9 @@ class MaskRCNN(maskrcnn_config.MaskRCNN):
 
 @dataclasses.dataclass
 class RetinaNet(retinanet_config.RetinaNet):
-  """Model Garden's RetinaNet model config with our decoder choice and
-  `backbone_activation`."""
+  """Model Garden's RetinaNet model config with our backbone and decoder
+  choices and `backbone_activation`."""
+  backbone: Backbone = dataclasses.field(default_factory=_resnet_backbone)
   decoder: Decoder = dataclasses.field(
       default_factory=lambda: Decoder(type='fpn', fpn=decoders.FPN()))
   backbone_activation: str = ''

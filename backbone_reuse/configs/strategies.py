@@ -6,6 +6,8 @@ backbone variables train). This module holds only what a config needs to be
 checked -- names, accepted values, one-line refusals -- and imports no model
 code, so configs can be validated without building or importing Keras layers.
 """
+from typing import Tuple
+
 SCRATCH = 'scratch'
 FINETUNE = 'finetune'
 FREEZE = 'freeze'
@@ -28,11 +30,15 @@ RESNET_LEVELS = (2, 3, 4, 5)
 # Model Garden's EfficientNet block groups (EN_B0_BLOCK_SPECS; B1-B7 scale
 # each group's repeats, not their number).
 EFFICIENTNET_GROUPS = 7
-# Block groups per backbone type with stages for 'partial'.
+# Plain ViT backbone types: Model Garden's (sized by VIT_SPECS) and ours
+# (sized by its config; configs/detection.PlainViT).
+PLAIN_VIT = 'plain_vit'
+VIT_TYPES = ('vit', PLAIN_VIT)
+# Block groups per backbone type with stages for 'partial'; a plain ViT's
+# stages are its transformer blocks (its config's transformer.num_layers).
 BLOCK_GROUPS = {'resnet': len(RESNET_LEVELS),
                 'efficientnet': EFFICIENTNET_GROUPS}
-BACKBONE_TITLES = {'resnet': 'ResNet', 'efficientnet': 'EfficientNet'}
-_ARTICLE = {'resnet': 'a', 'efficientnet': 'an'}
+PARTIAL_BACKBONES = (*BLOCK_GROUPS, PLAIN_VIT)
 # Backbone types with an adapter placement (modeling/adapters.py).
 ADAPTER_BACKBONES = ('resnet', 'efficientnet')
 
@@ -89,16 +95,45 @@ def validate_task_config(task_config) -> None:
         'classifier of a trained detector; it needs task.init_checkpoint = '
         "the stage-1 model dir and task.init_checkpoint_modules='all', got "
         f'{checkpoint!r} and {modules!r}.')
-  drop_rate = getattr(task_config.model.backbone.get(),
-                      'stochastic_depth_drop_rate', 0.0) or 0.0
-  if (is_frozen(strategy) or strategy == PARTIAL) and drop_rate > 0:
-    raise ValueError(
-        'task.model.backbone.*.stochastic_depth_drop_rate='
-        f'{drop_rate} would keep perturbing a frozen backbone; accepted with '
-        f'backbone_strategy={strategy!r}: 0.0.')
+  if is_frozen(strategy) or strategy == PARTIAL:
+    _refuse_random_layers(task_config.model.backbone, strategy)
   if strategy == ADAPTERS:
     _validate_adapters(task_config)
   _validate_frozen_stages(task_config)
+
+
+def _refuse_random_layers(backbone_config, strategy: str) -> None:
+  """Stochastic depth and dropout inside a backbone whose weights (or
+  first blocks) are frozen would keep perturbing the frozen features
+  (Keras does not switch them off with trainable=False, as it does a
+  BatchNorm's statistics)."""
+  config = backbone_config.get()
+  rates = {'stochastic_depth_drop_rate': getattr(
+      config, 'stochastic_depth_drop_rate', 0.0)}
+  if backbone_config.type in VIT_TYPES:
+    rates = {'init_stochastic_depth_rate': config.init_stochastic_depth_rate,
+             'transformer.dropout_rate': config.transformer.dropout_rate,
+             'transformer.attention_dropout_rate':
+                 config.transformer.attention_dropout_rate}
+  for field, rate in rates.items():
+    if (rate or 0.0) > 0:
+      raise ValueError(
+          f'task.model.backbone.{backbone_config.type}.{field}={rate} would '
+          'keep perturbing a frozen backbone; accepted with '
+          f'backbone_strategy={strategy!r}: 0.0.')
+
+
+def _frozen_stage_range(backbone_config) -> Tuple[int, str, str]:
+  """(the stages 'partial' can freeze, what stage 0 is, the backbone in
+  words) of a backbone type in PARTIAL_BACKBONES."""
+  kind = backbone_config.type
+  if kind == PLAIN_VIT:
+    blocks = backbone_config.get().transformer.num_layers
+    return (blocks, 'the patch and position embeddings only',
+            f'a plain ViT with {blocks} transformer blocks')
+  groups = BLOCK_GROUPS[kind]
+  title = {'resnet': 'a ResNet', 'efficientnet': 'an EfficientNet'}[kind]
+  return groups, 'the stem only', f'{title} with {groups} block groups'
 
 
 def _validate_frozen_stages(task_config) -> None:
@@ -112,18 +147,17 @@ def _validate_frozen_stages(task_config) -> None:
           f'({FROZEN_STAGES_UNSET}), or use backbone_strategy=\'partial\'.')
     return
   backbone_type = task_config.model.backbone.type
-  if backbone_type not in BLOCK_GROUPS:
+  if backbone_type not in PARTIAL_BACKBONES:
     raise ValueError(
         f'task.model.backbone.type={backbone_type!r} has no stages for '
         "backbone_strategy='partial' yet; accepted: "
-        f'{", ".join(map(repr, BLOCK_GROUPS))}.')
-  groups = BLOCK_GROUPS[backbone_type]
-  if not 0 <= stages <= groups:
+        f'{", ".join(map(repr, PARTIAL_BACKBONES))}.')
+  last, first, backbone = _frozen_stage_range(task_config.model.backbone)
+  if not 0 <= stages <= last:
     raise ValueError(
-        f'task.frozen_stages={stages} is out of range for '
-        f'{_ARTICLE[backbone_type]} {BACKBONE_TITLES[backbone_type]} with '
-        f'{groups} block groups; accepted with backbone_strategy='
-        f"'partial': 0 (the stem only) to {groups} (the whole backbone).")
+        f'task.frozen_stages={stages} is out of range for {backbone}; '
+        "accepted with backbone_strategy='partial': "
+        f'0 ({first}) to {last} (the whole backbone).')
 
 
 def _validate_adapters(task_config) -> None:

@@ -12,10 +12,12 @@ from typing import Callable, List, Optional
 
 from official.vision.modeling.backbones import efficientnet
 from official.vision.modeling.backbones import resnet
+from official.vision.modeling.backbones import vit
 from official.vision.modeling.layers import nn_blocks
 import tf_keras
 
 from backbone_reuse.configs import strategies
+from backbone_reuse.modeling import plain_vit
 
 _GROUP_END = re.compile(r'^block_group_l(\d+)$')
 
@@ -99,13 +101,17 @@ def efficientnet_stages(
 
 def backbone_stages(
     backbone: tf_keras.Model) -> List[List[tf_keras.layers.Layer]]:
-  """The stem and block groups of a Model Garden ResNet or EfficientNet."""
+  """The stem and block groups of a Model Garden ResNet or EfficientNet; a
+  plain ViT's embeddings and transformer blocks (plain_vit.stages)."""
   if isinstance(backbone, resnet.ResNet):
     return resnet_stages(backbone)
   if isinstance(backbone, efficientnet.EfficientNet):
     return efficientnet_stages(backbone)
+  if isinstance(backbone, vit.VisionTransformer):
+    return plain_vit.stages(backbone)
   raise ValueError(f'{type(backbone).__name__} has no block groups to '
-                   'freeze; accepted: a ResNet or an EfficientNet.')
+                   'freeze; accepted: a ResNet, an EfficientNet or a plain '
+                   'ViT.')
 
 
 def _is_stem(layer: tf_keras.layers.Layer) -> bool:
@@ -113,13 +119,22 @@ def _is_stem(layer: tf_keras.layers.Layer) -> bool:
   return type(layer).__module__.startswith('tf_keras')
 
 
+# Layers whose kernel Model Garden's backbones regularise: convolutions
+# (not depthwise ones) and a ViT's pre-logits Dense. Not a ViT block's
+# projections: Model Garden's TransformerEncoderBlock (2.20) takes a
+# kernel_regularizer but does not pass it on, so a fine-tuned ViT's blocks
+# carry no L2 term either.
+_REGULARISED = (tf_keras.layers.Conv2D, tf_keras.layers.Dense)
+
+
 def freeze_stages(
     backbone: tf_keras.Model, frozen_stages: int,
     l2_regularizer: Optional[tf_keras.regularizers.Regularizer]) -> None:
   """Freezes the stem and block groups 1..frozen_stages of a ResNet or an
-  EfficientNet built without a regulariser; the later groups train, each
-  of their Conv2D kernels carrying `l2_regularizer` as Model Garden's
-  backbone would have given it (its depthwise kernels carry none there)."""
+  EfficientNet (a plain ViT: its embeddings and blocks 1..frozen_stages)
+  built without a regulariser; the later groups train, each of their
+  kernels carrying `l2_regularizer` as Model Garden's backbone would have
+  given it (an EfficientNet's depthwise kernels carry none there)."""
   stages = backbone_stages(backbone)
   if frozen_stages + 1 >= len(stages):  # Every group: the whole backbone.
     backbone.trainable = False
@@ -132,5 +147,5 @@ def freeze_stages(
   for stage in stages[frozen_stages + 1:]:
     for layer in stage:
       for conv in [layer, *layer.submodules]:
-        if isinstance(conv, tf_keras.layers.Conv2D):
+        if isinstance(conv, _REGULARISED):
           conv.add_loss(lambda c=conv: l2_regularizer(c.kernel))

@@ -21,7 +21,9 @@
             (mmdetection's `frozen_stages`, detectron2's FREEZE_AT; k from 0,
             the stem only, to the backbone's number of groups, everything).
             ResNet (4 block groups, levels 2-5) and EfficientNet (its 7
-            block groups) backbones.
+            block groups) backbones; a plain ViT (type 'plain_vit'): the
+            patch and position embeddings and the first k transformer
+            blocks (modeling/plain_vit.py).
 Detector components (decoder, RPN, heads and their BatchNorms) train, except
 in stage 2 of the LVIS recipe (`task.train_only_box_classifier`, R-CNN
 tasks): the whole detector is restored from a stage-1 detection checkpoint

@@ -29,7 +29,9 @@ import yaml
 
 from backbone_reuse import registry_imports  # pylint: disable=unused-import
 from backbone_reuse.analysis import eval_summaries
+from backbone_reuse.configs import detection
 from backbone_reuse.configs import resolve
+from backbone_reuse.configs import strategies
 from backbone_reuse.evaluation import coco_metrics
 from backbone_reuse.evaluation import predictions
 from backbone_reuse.modeling import backbone_checkpoint
@@ -43,11 +45,13 @@ _PATH_FIELDS = ('input_path', 'annotation_file', 'init_checkpoint')
 # which runs compute what they computed before it existed: at that value the
 # field is left out of a run's key, so committed records keep resuming.
 _ADDED_FIELDS = {('task', 'adapters', 'learning_rate_multiplier'): 1.0,
-                 ('task', 'frozen_stages'): -1,
+                 ('task', 'frozen_stages'): strategies.FROZEN_STAGES_UNSET,
                  ('task', 'class_balanced_loss', 'resolved'): False,
                  ('task', 'class_category_ids'): [],
                  ('task', 'model', 'decoder', 'simple_fpn'): {
-                     'num_filters': 256, 'norm': 'layer_norm'}}
+                     'num_filters': 256, 'norm': 'layer_norm'},
+                 ('task', 'model', 'backbone', 'plain_vit'):
+                     detection.PlainViT().as_dict()}
 _STEP = re.compile(r'^train \| step:\s+(\d+) \| steps/sec')
 _LOSS = re.compile(r"'(?:total_loss|training_loss)': np\.float32\(([^)]+)\)")
 

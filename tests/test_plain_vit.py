@@ -1,0 +1,176 @@
+"""Every backbone strategy on a plain ViT (backbone 'plain_vit', simple
+feature pyramid), after real train steps: frozen parts bit-identical with
+no optimizer slot and no L2 term, trained parts moved and regularised."""
+from absl.testing import parameterized
+from official.vision.modeling.backbones import vit
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import testing_utils
+from backbone_reuse.modeling import freezing
+
+_STEPS = 3
+_BLOCKS = 2
+# Patch 8 on the toy set's 64-pixel images: 8x8 tokens, one level (3).
+_VIT = {'backbone': {'type': 'plain_vit', 'plain_vit': {
+            'patch_size': 8, 'hidden_size': 32,
+            'transformer': {'mlp_dim': 64, 'num_heads': 2,
+                            'num_layers': _BLOCKS}}},
+        'decoder': {'type': 'simple_fpn', 'simple_fpn': {'num_filters': 16}}}
+_FASTER = 'backbone_reuse_fasterrcnn_coco'
+_RETINANET = 'backbone_reuse_retinanet_coco'
+
+
+def _merged(base: dict, changes: dict) -> dict:
+  found = dict(base)
+  for key, value in changes.items():
+    found[key] = (_merged(base[key], value) if isinstance(value, dict)
+                  and isinstance(base.get(key), dict) else value)
+  return found
+
+
+def _config(experiment, strategy='scratch', checkpoint=None, **task):
+  return testing_utils.tiny_config(experiment, strategy, checkpoint,
+                                   _merged({'model': _VIT}, task))
+
+
+def _kernels(variables):
+  return [v for v in variables if 'kernel' in v.name]
+
+
+class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _checkpoint(self, experiment):
+    path, _ = testing_utils.write_classification_checkpoint(
+        _config(experiment).task.model, self.get_temp_dir(), 'trainer')
+    return path
+
+  def _train(self, experiment, strategy, **task):
+    checkpoint = None if strategy == 'scratch' else self._checkpoint(
+        experiment)
+    params = _config(experiment, strategy, checkpoint, **task)
+    task_ = testing_utils.build_task(params)
+    model = task_.build_model()
+    task_.initialize(model)
+    optimizer, _, before = testing_utils.train_steps(task_, model, params,
+                                                     _STEPS)
+    return params, model, optimizer, before
+
+  def assertFrozen(self, variables, trainable, optimizer, before):
+    self.assertNotEmpty(variables)
+    for variable in variables:
+      self.assertNotIn(variable.ref(), trainable, msg=variable.name)
+      self.assertAllEqual(before[variable.ref()], variable.numpy(),
+                          msg=variable.name)
+      for name in optimizer.get_slot_names():
+        with self.assertRaises(KeyError, msg=variable.name):
+          optimizer.get_slot(variable, name)
+
+  def assertTrained(self, variables, trainable, optimizer, before):
+    kernels = _kernels(variables)
+    self.assertNotEmpty(kernels)
+    for variable in kernels:
+      self.assertIn(variable.ref(), trainable, msg=variable.name)
+      self.assertFalse((before[variable.ref()] == variable.numpy()).all(),
+                       msg=variable.name)
+      optimizer.get_slot(variable, 'momentum')
+
+  def test_the_backbone_is_model_gardens_vit_with_the_configs_sizes(self):
+    params = _config(_FASTER)
+    model = testing_utils.build_task(params).build_model()
+    backbone = model.backbone
+    self.assertIsInstance(backbone, vit.VisionTransformer)
+    self.assertEqual(dict(backbone.output_specs),
+                     {'3': tf.TensorShape([None, 8, 8, 32])})
+    stages = freezing.backbone_stages(backbone)
+    self.assertLen(stages, 1 + _BLOCKS)
+    # The embeddings: patch convolution, class token, position embedding.
+    names = sorted(v.name.split('/')[-2] + '/' + v.name.split('/')[-1]
+                   for layer in stages[0] for v in layer.weights)
+    self.assertLen(names, 4, names)  # Conv kernel and bias, cls, pos.
+    self.assertTrue(any('pos_embedding' in n for n in names), names)
+    # Every backbone variable is in exactly one stage.
+    found = [v.ref() for s in stages for layer in s for v in layer.weights]
+    self.assertCountEqual(found, [v.ref() for v in backbone.weights])
+
+  @parameterized.parameters(_FASTER, _RETINANET)
+  @pytest.mark.slow
+  def test_freeze(self, experiment):
+    _, model, optimizer, before = self._train(experiment, 'freeze')
+    backbone = model.backbone
+    self.assertFalse(backbone.trainable)
+    trainable = {v.ref() for v in model.trainable_weights}
+    # Weights, LayerNorms and the position embedding: bit-identical.
+    self.assertFrozen(backbone.weights, trainable, optimizer, before)
+    self.assertEmpty(backbone.losses)  # No L2 term from frozen kernels.
+    self.assertNotEmpty(model.losses)  # The detector's.
+    for name in testing_utils.DETECTOR_MODULES[experiment]:
+      self.assertTrained(testing_utils.module_variables(model, name),
+                         trainable, optimizer, before)
+
+  @parameterized.parameters('finetune', 'scratch')
+  @pytest.mark.slow
+  def test_the_backbone_trains(self, strategy):
+    params, model, optimizer, before = self._train(_FASTER, strategy)
+    trainable = {v.ref() for v in model.trainable_weights}
+    self.assertTrained(model.backbone.weights, trainable, optimizer, before)
+    # Model Garden's regulariser where its ViT puts one: the patch
+    # embedding only (its TransformerEncoderBlock does not pass the
+    # kernel_regularizer on to its projections).
+    (patch_embedding,) = [l for l in model.backbone.layers
+                          if isinstance(l, tf_keras.layers.Conv2D)]
+    patch_kernel = patch_embedding.kernel
+    decay = params.task.losses.l2_weight_decay / 2.0
+    self.assertGreater(decay, 0)
+    (loss,) = model.backbone.losses
+    self.assertAllClose(
+        float(loss), decay * float(tf.reduce_sum(tf.square(patch_kernel))),
+        rtol=1e-5)
+
+  @parameterized.parameters(0, 1)
+  @pytest.mark.slow
+  def test_partial_freezes_the_embeddings_and_the_first_blocks(self, k):
+    _, model, optimizer, before = self._train(_FASTER, 'partial',
+                                                   frozen_stages=k)
+    stages = freezing.backbone_stages(model.backbone)
+    frozen = [v for s in stages[:k + 1] for layer in s for v in layer.weights]
+    trained = [v for s in stages[k + 1:] for layer in s for v in layer.weights]
+    trainable = {v.ref() for v in model.trainable_weights}
+    self.assertFrozen(frozen, trainable, optimizer, before)
+    self.assertTrained(trained, trainable, optimizer, before)
+    # No L2 term: the patch embedding is frozen, and Model Garden's ViT
+    # blocks carry none (as when fine-tuned, test_the_backbone_trains).
+    self.assertEmpty(model.backbone.losses)
+
+  @parameterized.named_parameters(
+      ('too_many_blocks', 'partial', {'frozen_stages': 3},
+       r'task.frozen_stages=3 is out of range for a plain ViT with 2 '
+       r"transformer blocks; accepted with backbone_strategy='partial': 0 "
+       r'\(the patch and position embeddings only\) to 2'),
+      ('adapters', 'adapters', {},
+       r"task.model.backbone.type='plain_vit' has no adapter placement yet; "
+       r"accepted with backbone_strategy='adapters': 'resnet', "
+       r"'efficientnet'"),
+      ('dropout_when_frozen', 'freeze', {'model': {'backbone': {
+          'plain_vit': {'transformer': {'dropout_rate': 0.1}}}}},
+       r'task.model.backbone.plain_vit.transformer.dropout_rate=0.1 would '
+       r"keep perturbing a frozen backbone; accepted with "
+       r"backbone_strategy='freeze': 0.0"),
+      ('drop_path_when_partial', 'partial', {
+          'frozen_stages': 1, 'model': {'backbone': {'plain_vit': {
+              'init_stochastic_depth_rate': 0.1}}}},
+       r'task.model.backbone.plain_vit.init_stochastic_depth_rate=0.1 would '
+       r'keep perturbing a frozen backbone'),
+      ('a_multi_level_decoder', 'finetune', {'model': {'decoder': {
+          'type': 'fpn'}}},
+       r"task.model.decoder.type='fpn' cannot serve a plain ViT's single "
+       r"feature level; accepted with backbone 'plain_vit': 'simple_fpn'"),
+  )
+  def test_refusals(self, strategy, task, message):
+    with self.assertRaisesRegex(ValueError, message):
+      _config(_FASTER, strategy, '/c/ckpt', **task)
+
+
+if __name__ == '__main__':
+  tf.test.main()
