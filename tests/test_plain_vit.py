@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 import testing_utils
+from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import freezing
 
 _STEPS = 3
@@ -142,6 +143,48 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
     # No L2 term: the patch embedding is frozen, and Model Garden's ViT
     # blocks carry none (as when fine-tuned, test_the_backbone_trains).
     self.assertEmpty(model.backbone.losses)
+
+  @pytest.mark.slow
+  def test_a_classifier_of_another_size_restores_its_position_embedding_resized(
+      self):
+    # Model Garden's classification task at 32 px (4x4 patches and a class
+    # token), written as its trainer writes it; the detector at 64 px (8x8
+    # patches and the class token).
+    classification = _config(_FASTER).task.model
+    classification.input_size = [32, 32, 3]
+    path, classifier = testing_utils.write_classification_checkpoint(
+        classification, self.get_temp_dir(), 'trainer')
+    # Without the class token, the encoder is another edge of the model:
+    # refused, every unmatched variable named.
+    params = _config(_FASTER, 'freeze', path, model={'backbone': {
+        'plain_vit': {'pooler': 'gap'}}})
+    task = testing_utils.build_task(params)
+    with self.assertRaisesRegex(
+        backbone_checkpoint.BackboneCheckpointError,
+        r'(?s)cannot initialise 35 backbone variable\(s\).*'
+        r'pos_embedding:0 \(layer_with_weights-1/_pos_embed/pos_embedding\): '
+        r'missing'):
+      task.initialize(task.build_model())
+    params = _config(_FASTER, 'freeze', path)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    task.initialize(model)
+    saved = {p: v.numpy() for p, v in backbone_checkpoint.variables_by_path(
+        classifier.backbone).values()}
+    restored = {p: v.numpy() for p, v in backbone_checkpoint.variables_by_path(
+        model.backbone).values()}
+    (position,) = [p for p in restored if 'pos_embedding' in p]
+    self.assertEqual(saved[position].shape, (1, 17, 32))
+    self.assertEqual(restored[position].shape, (1, 1 + 64, 32))
+    for name, value in restored.items():  # Everything else as saved.
+      if name != position:
+        self.assertAllEqual(value, saved[name], msg=name)
+    # The class token's slot kept; the 4x4 grid interpolated to 8x8 as
+    # Model Garden's own AddPositionEmbs interpolates.
+    grid = vit.AddPositionEmbs()._interpolate(  # pylint: disable=protected-access
+        saved[position][:, 1:], (4, 4), (8, 8))
+    self.assertAllClose(restored[position][:, 1:], grid, atol=1e-6)
+    self.assertAllEqual(restored[position][:, :1], saved[position][:, :1])
 
   @parameterized.named_parameters(
       ('too_many_blocks', 'partial', {'frozen_stages': 3},

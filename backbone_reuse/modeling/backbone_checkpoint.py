@@ -16,12 +16,18 @@ checkpoint the way TensorFlow's object-based restore matches it (same edge
 names from the root, same shape). Anything unmatched stops the run with the
 names listed: a partially restored backbone is never used silently. The one
 exception is residual adapters (modeling/adapters.py): new variables that no
-classification checkpoint has, left at their initial values.
+classification checkpoint has, left at their initial values. A plain ViT's
+position embedding of another grid size (a classifier trained at 224 px, a
+detector at 1024) is resized from the checkpoint's, as Model Garden's ViT
+interpolates it, the class token's slot kept (resized_position_embedding).
 """
+import math
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
+import numpy as np
+from official.vision.modeling.backbones import vit
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 import tf_keras
@@ -136,12 +142,46 @@ def variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
   return found
 
 
+def _grid(length: int) -> Optional[Tuple[int, int]]:
+  """(class-token slots, grid side) of a ViT position embedding's length:
+  a square grid, or one class-token slot before it; None otherwise."""
+  for slots in (0, 1):
+    side = math.isqrt(length - slots)
+    if side * side == length - slots and side > 0:
+      return slots, side
+  return None
+
+
+def resized_position_embedding(saved: np.ndarray,
+                               shape: Sequence[int]) -> Optional[np.ndarray]:
+  """A ViT checkpoint's position embedding `saved` [1, N, C] for a backbone
+  whose embedding has `shape` [1, M, C] (another input size, with or
+  without a class token): the grid resized bilinearly, as Model Garden's
+  AddPositionEmbs interpolates; the class token's slot (first) kept, or
+  dropped when the backbone has none. None when not a grid, or C differs."""
+  if len(shape) != 3 or saved.ndim != 3 or saved.shape[2] != shape[2]:
+    return None
+  source, target = _grid(saved.shape[1]), _grid(shape[1])
+  if source is None or target is None or target[0] > source[0]:
+    return None
+  (slots, side), (target_slots, target_side) = source, target
+  grid = tf.reshape(saved[:, slots:], [1, side, side, -1])
+  grid = tf.reshape(tf.image.resize(grid, [target_side, target_side]),
+                    [1, target_side * target_side, -1]).numpy()
+  return np.concatenate([saved[:, :target_slots], grid], axis=1).astype(
+      saved.dtype)
+
+
 def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
-               matched_nodes=None) -> List[str]:
+               matched_nodes=None, resizable=(), resized=None,
+               matched=None) -> List[str]:
   """Backbone variables the checkpoint cannot restore, with the reason
   (variables whose id is in `new_ids` are new, e.g. adapters: skipped).
   The checkpoint nodes of the matched variables are added to
-  `matched_nodes` when given."""
+  `matched_nodes` when given; variables whose id is in `resizable` (ViT
+  position embeddings) that differ from the checkpoint's only by grid size
+  are added to `resized` as (variable, checkpoint key), not refused; the
+  matched variables to `matched` (the same pairs) when given."""
   problems = []
   for key, (path, variable) in variables_by_path(backbone).items():
     if key in new_ids:
@@ -158,10 +198,18 @@ def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
     if not keys:
       problems.append(f'{label}: not a variable in the checkpoint')
     elif shapes[keys[0]] != variable.shape.as_list():
+      if key in resizable and resized_position_embedding(
+          np.zeros(shapes[keys[0]], np.float32),
+          variable.shape.as_list()) is not None:
+        resized.append((variable, keys[0]))
+        continue
       problems.append(f'{label}: shape {variable.shape.as_list()} vs '
                       f'{shapes[keys[0]]} in the checkpoint')
-    elif matched_nodes is not None:
-      matched_nodes.add(node_id)
+    else:
+      if matched_nodes is not None:
+        matched_nodes.add(node_id)
+      if matched is not None:
+        matched.append((variable, keys[0]))
   return sorted(problems)
 
 
@@ -217,8 +265,13 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
         f'{roots}); accepted layouts: '
         f'{", ".join("/".join(p) for p in BACKBONE_PATHS)}.')
   new = adapters.adapter_variables(backbone)
+  positions = [m.pos_embedding for m in backbone.submodules
+               if isinstance(m, vit.AddPositionEmbs)]
+  resized, matched = [], []
   problems = _unmatched(graph, reader.get_variable_to_shape_map(), node_id,
-                        backbone, {id(v) for v in new})
+                        backbone, {id(v) for v in new},
+                        resizable={id(v) for v in positions}, resized=resized,
+                        matched=matched)
   layout = '/'.join(edges)
   if problems:
     raise BackboneCheckpointError(
@@ -226,7 +279,20 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
         f'{len(problems)} backbone variable(s); is it the same backbone '
         f'architecture? First {min(len(problems), _SHOWN)}:\n  ' +
         '\n  '.join(problems[:_SHOWN]))
-  _nest(edges, backbone).read(path).expect_partial()
+  if not resized:
+    _nest(edges, backbone).read(path).expect_partial()
+  else:
+    # The object-based read would refuse a resized position embedding's
+    # shape: each variable is assigned from its matched checkpoint key.
+    for variable, key in matched:
+      variable.assign(reader.get_tensor(key))
+    for variable, key in resized:
+      saved = reader.get_tensor(key)
+      variable.assign(resized_position_embedding(saved,
+                                                 variable.shape.as_list()))
+      logging.warning('%s: the checkpoint\'s position embedding %s '
+                      'interpolated to %s.', variable.name,
+                      list(saved.shape), variable.shape.as_list())
   logging.info('Restored all %d backbone variables from %s (layout %s); '
                '%d adapter variables are new.',
                len(backbone.weights) - len(new), path, layout, len(new))
