@@ -61,6 +61,8 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
        None),
       ('maskrcnn_adapters', 'backbone_reuse_maskrcnn_coco', 'adapters',
        {'adapters': {'reduction': 2}}),
+      ('fasterrcnn_plain_vit_partial', 'backbone_reuse_fasterrcnn_coco',
+       'partial', {'model': testing_utils.PLAIN_VIT, 'frozen_stages': 1}),
   )
   @pytest.mark.slow
   def test_saved_model_equals_in_process_model(self, experiment, strategy,

@@ -12,13 +12,8 @@ from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import freezing
 
 _STEPS = 3
-_BLOCKS = 2
-# Patch 8 on the toy set's 64-pixel images: 8x8 tokens, one level (3).
-_VIT = {'backbone': {'type': 'plain_vit', 'plain_vit': {
-            'patch_size': 8, 'hidden_size': 32,
-            'transformer': {'mlp_dim': 64, 'num_heads': 2,
-                            'num_layers': _BLOCKS}}},
-        'decoder': {'type': 'simple_fpn', 'simple_fpn': {'num_filters': 16}}}
+_BLOCKS = testing_utils.PLAIN_VIT_BLOCKS
+_VIT = testing_utils.PLAIN_VIT
 _FASTER = 'backbone_reuse_fasterrcnn_coco'
 _RETINANET = 'backbone_reuse_retinanet_coco'
 

@@ -145,8 +145,11 @@ def trained_model_dir(directory, experiment, strategy, task_overrides=None):
     (params, task, model, model_dir).
   """
   checkpoint = None
-  if strategy != 'scratch':
-    probe = tiny_config(experiment)
+  if strategy != 'scratch':  # A classifier with the overrides' backbone.
+    model = (task_overrides or {}).get('model', {})
+    probe = tiny_config(experiment, task_overrides={
+        'model': {k: v for k, v in model.items()
+                  if k in ('backbone', 'decoder')}})
     checkpoint, _ = write_classification_checkpoint(
         probe.task.model, directory, 'trainer')
   params = tiny_config(experiment, strategy, checkpoint, task_overrides)
@@ -165,6 +168,16 @@ def trained_model_dir(directory, experiment, strategy, task_overrides=None):
       os.path.join(model_dir, 'ckpt'))
   return params, task, model, model_dir
 
+
+# A tiny plain ViT with the simple feature pyramid (task overrides): patch 8
+# on the toy set's 64-pixel images, 8x8 tokens, one level (3).
+PLAIN_VIT_BLOCKS = 2
+PLAIN_VIT = {'backbone': {'type': 'plain_vit', 'plain_vit': {
+                 'patch_size': 8, 'hidden_size': 32,
+                 'transformer': {'mlp_dim': 64, 'num_heads': 2,
+                                 'num_layers': PLAIN_VIT_BLOCKS}}},
+             'decoder': {'type': 'simple_fpn',
+                         'simple_fpn': {'num_filters': 16}}}
 
 # The detector components that must train beside a frozen backbone.
 DETECTOR_MODULES = {
