@@ -152,6 +152,18 @@ def _grid(length: int) -> Optional[Tuple[int, int]]:
   return None
 
 
+def _resize_plan(saved: Sequence[int], shape: Sequence[int]):
+  """((slots, side) of the checkpoint's, (slots, side) of the backbone's)
+  position embedding shapes [1, N, C], if one resizes to the other (same C,
+  square grids, no class slot the checkpoint lacks); else None."""
+  if len(shape) != 3 or len(saved) != 3 or saved[2] != shape[2]:
+    return None
+  source, target = _grid(saved[1]), _grid(shape[1])
+  if source is None or target is None or target[0] > source[0]:
+    return None
+  return source, target
+
+
 def resized_position_embedding(saved: np.ndarray,
                                shape: Sequence[int]) -> Optional[np.ndarray]:
   """A ViT checkpoint's position embedding `saved` [1, N, C] for a backbone
@@ -159,12 +171,10 @@ def resized_position_embedding(saved: np.ndarray,
   without a class token): the grid resized bilinearly, as Model Garden's
   AddPositionEmbs interpolates; the class token's slot (first) kept, or
   dropped when the backbone has none. None when not a grid, or C differs."""
-  if len(shape) != 3 or saved.ndim != 3 or saved.shape[2] != shape[2]:
+  plan = _resize_plan(list(saved.shape), list(shape))
+  if plan is None:
     return None
-  source, target = _grid(saved.shape[1]), _grid(shape[1])
-  if source is None or target is None or target[0] > source[0]:
-    return None
-  (slots, side), (target_slots, target_side) = source, target
+  (slots, side), (target_slots, target_side) = plan
   grid = tf.reshape(saved[:, slots:], [1, side, side, -1])
   grid = tf.reshape(tf.image.resize(grid, [target_side, target_side]),
                     [1, target_side * target_side, -1]).numpy()
@@ -198,9 +208,8 @@ def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
     if not keys:
       problems.append(f'{label}: not a variable in the checkpoint')
     elif shapes[keys[0]] != variable.shape.as_list():
-      if key in resizable and resized_position_embedding(
-          np.zeros(shapes[keys[0]], np.float32),
-          variable.shape.as_list()) is not None:
+      if key in resizable and _resize_plan(
+          shapes[keys[0]], variable.shape.as_list()) is not None:
         resized.append((variable, keys[0]))
         continue
       problems.append(f'{label}: shape {variable.shape.as_list()} vs '
