@@ -29,6 +29,7 @@ from typing import Dict, List, Tuple
 from absl import logging
 from official.core import task_factory
 from official.modeling.hyperparams import params_dict
+from official.vision.modeling.backbones import vit
 from google.protobuf import message as message_lib
 import tensorflow as tf
 import tf_keras
@@ -209,15 +210,57 @@ def _checkpoint_params(path: str):
   return None
 
 
+# The ViT fields that decide the variables a detector's feature maps come
+# from. The others change training (dropout, stochastic depth),
+# initialisation or outputs; representation_size adds a pre-logits layer
+# after the pooled token that no feature map passes (DeiT's checkpoints have
+# one; a row that asks for one the checkpoint lacks is named by the loud
+# loader); the position embedding's grid is resized when restored.
+_VIT_WEIGHT_FIELDS = ('hidden_size', 'patch_size', 'pooler',
+                      'layer_scale_init_value',
+                      'transformer.mlp_dim', 'transformer.num_heads',
+                      'transformer.num_layers')
+
+
+def _vit_sizes(kind: str, fields: Dict) -> Dict:
+  """The weight fields of a ViT config as built: Model Garden's 'vit' builder
+  overrides its fields with VIT_SPECS[model_name]; 'plain_vit' uses them."""
+  fields = dict(fields)
+  if kind == 'vit':
+    spec = vit.VIT_SPECS.get(fields.get('model_name'), {})
+    fields.update({name: value for name, value in spec.items()
+                   if name != 'transformer'})
+    fields['transformer'] = {**(fields.get('transformer') or {}),
+                             **spec.get('transformer', {})}
+  sizes = {}
+  for name in _VIT_WEIGHT_FIELDS:
+    group, _, field = name.rpartition('.')
+    found = (fields.get(group) or {}) if group else fields
+    if field in found:
+      sizes[name] = found[field]
+  return sizes
+
+
 def backbone_differences(ours: Dict, theirs: Dict) -> List[str]:
   """'field: checkpoint X, row Y' for each backbone field that differs
-  (training-only fields, and fields the checkpoint's config lacks, left out)."""
-  if ours.get('type') != theirs.get('type'):
-    return [f'type: checkpoint {theirs.get("type")!r}, row '
-            f'{ours.get("type")!r}']
-  kind = ours['type']
-  mine, other = ours.get(kind) or {}, theirs.get(kind) or {}
-  return [f'{kind}.{field}: checkpoint {other[field]!r}, row {value!r}'
+  (training-only fields, and fields the checkpoint's config lacks, left out).
+  Two ViTs ('vit' or 'plain_vit') are compared by the fields that fix their
+  variables, a 'vit' sized by its model_name as Model Garden builds it."""
+  mine_kind, their_kind = ours.get('type'), theirs.get('type')
+  if mine_kind in strategies.VIT_TYPES and their_kind in strategies.VIT_TYPES:
+    mine = _vit_sizes(mine_kind, ours.get(mine_kind) or {})
+    other = _vit_sizes(their_kind, theirs.get(their_kind) or {})
+    source = '' if mine_kind == their_kind else (
+        f' ({their_kind} '
+        f'{(theirs.get(their_kind) or {}).get("model_name")!r})')
+    return [f'{mine_kind}.{field}: checkpoint {other[field]!r}{source}, '
+            f'row {value!r}'
+            for field, value in sorted(mine.items())
+            if field in other and other[field] != value]
+  if mine_kind != their_kind:
+    return [f'type: checkpoint {their_kind!r}, row {mine_kind!r}']
+  mine, other = ours.get(mine_kind) or {}, theirs.get(mine_kind) or {}
+  return [f'{mine_kind}.{field}: checkpoint {other[field]!r}, row {value!r}'
           for field, value in sorted(mine.items())
           if field not in _TRAINING_ONLY_FIELDS and field in other
           and other[field] != value]

@@ -1,13 +1,18 @@
 """Every backbone strategy on a plain ViT (backbone 'plain_vit', simple
 feature pyramid), after real train steps: frozen parts bit-identical with
 no optimizer slot and no L2 term, trained parts moved and regularised."""
+import os
+
 from absl.testing import parameterized
+from official.core import exp_factory
+from official.core import train_utils
 from official.vision.modeling.backbones import vit
 import pytest
 import tensorflow as tf
 import tf_keras
 
 import testing_utils
+from backbone_reuse import preflight
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import freezing
 
@@ -181,6 +186,58 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(restored[position][:, 1:], grid, atol=1e-6)
     self.assertAllEqual(restored[position][:, :1], saved[position][:, :1])
 
+  def test_a_position_embedding_resizes_to_the_backbones_grid_not_a_square(
+      self):
+    # 4x16 patches (a 32x128 input at patch 8) are 64 tokens, as 8x8 are:
+    # the grid comes from the backbone's AddPositionEmbs, not the count.
+    layer = vit.AddPositionEmbs(posemb_target_shape=(4, 16))
+    self.assertEqual(backbone_checkpoint.position_grid(layer), (4, 16))
+    saved = tf.random.normal([1, 1 + 16, 8]).numpy()
+    resized = backbone_checkpoint.resized_position_embedding(
+        saved, [1, 1 + 64, 8], (4, 16))
+    self.assertAllClose(
+        resized[:, 1:],
+        layer._interpolate(saved[:, 1:], (4, 4), (4, 16)),  # pylint: disable=protected-access
+        atol=1e-6)
+    self.assertAllEqual(resized[:, :1], saved[:, :1])
+    # No class slot in the backbone: dropped; one the checkpoint lacks, or a
+    # length that is not the grid plus at most one slot: not resizable.
+    self.assertEqual(backbone_checkpoint.resized_position_embedding(
+        saved, [1, 64, 8], (4, 16)).shape, (1, 64, 8))
+    for saved_shape, shape in (([1, 16, 8], [1, 65, 8]),
+                               ([1, 17, 8], [1, 66, 8]),
+                               ([1, 17, 8], [1, 65, 4])):
+      self.assertIsNone(backbone_checkpoint.resized_position_embedding(
+          tf.zeros(saved_shape).numpy(), shape, (4, 16)), msg=shape)
+
+  def test_preflight_sizes_a_model_garden_vit_checkpoint_as_it_builds(self):
+    # Model Garden's DeiT pretraining config as its trainer writes it beside
+    # a checkpoint: type 'vit', sized by VIT_SPECS[model_name] when built
+    # (its hidden_size field is 1), with a drop-path rate, pre-logits and
+    # no 2-D outputs, none of which decides the variables a detector reads.
+    directory = os.path.join(self.get_temp_dir(), 'deit')
+    classification = exp_factory.get_exp_config('deit_imagenet_pretrain')
+    classification.task.model.backbone.vit.model_name = 'vit-ti16'
+    train_utils.serialize_config(classification, directory)
+    tf.train.Checkpoint(step=tf.Variable(0)).save(
+        os.path.join(directory, 'ckpt'))
+    ti16 = {'backbone': {'plain_vit': {
+        'patch_size': 16, 'hidden_size': 192, 'pooler': 'token',
+        'transformer': {'mlp_dim': 768, 'num_heads': 3, 'num_layers': 12}}}}
+    params = _config(_FASTER, 'freeze', directory, model=ti16)
+    self.assertEqual(preflight.check_checkpoint_params(params.task), [])
+
+    params = _config(_FASTER, 'freeze', directory)  # The tiny ViT.
+    (problem,) = preflight.check_checkpoint_params(params.task)
+    self.assertIn(
+        "trained with another backbone (" + directory + "/params.yaml): "
+        "plain_vit.hidden_size: checkpoint 192 (vit 'vit-ti16'), row 32; "
+        "plain_vit.patch_size: checkpoint 16 (vit 'vit-ti16'), row 8; "
+        "plain_vit.transformer.mlp_dim: checkpoint 768 (vit 'vit-ti16'), "
+        "row 64; plain_vit.transformer.num_heads: checkpoint 3 "
+        "(vit 'vit-ti16'), row 2; plain_vit.transformer.num_layers: "
+        f"checkpoint 12 (vit 'vit-ti16'), row {_BLOCKS}.", problem)
+
   @parameterized.named_parameters(
       ('too_many_blocks', 'partial', {'frozen_stages': 3},
        r'task.frozen_stages=3 is out of range for a plain ViT with 2 '
@@ -200,6 +257,15 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
               'init_stochastic_depth_rate': 0.1}}}},
        r'task.model.backbone.plain_vit.init_stochastic_depth_rate=0.1 would '
        r'keep perturbing a frozen backbone'),
+      ('placeholder_sizes', 'finetune', {'model': {'backbone': {
+          'plain_vit': {'hidden_size': 1, 'transformer': {'num_heads': 1}}}}},
+       r"task.model.backbone.plain_vit.hidden_size=1, "
+       r"transformer.num_heads=1: Model Garden's placeholder sizes .*"
+       r'accepted: the ViT\'s sizes, e.g. DeiT-B/16: patch_size 16'),
+      ('heads_do_not_divide', 'finetune', {'model': {'backbone': {
+          'plain_vit': {'transformer': {'num_heads': 3}}}}},
+       r'task.model.backbone.plain_vit.hidden_size=32 is not divisible by '
+       r'transformer.num_heads=3; accepted: a multiple of it.'),
       ('a_multi_level_decoder', 'finetune', {'model': {'decoder': {
           'type': 'fpn'}}},
        r"task.model.decoder.type='fpn' cannot serve a plain ViT's single "

@@ -78,11 +78,34 @@ def _validate_decoder_for_backbone(model) -> None:
         f"task.model.decoder.type='simple_fpn' builds from a plain ViT's one "
         f'level; backbone {backbone!r} gives several: accepted decoders '
         "'fpn', 'nasfpn', 'bottleneck_nasfpn'.")
+  if backbone == strategies.PLAIN_VIT:
+    _validate_plain_vit_sizes(model.backbone.plain_vit)
   if decoder == 'simple_fpn':
     norm = model.decoder.simple_fpn.norm
     if norm not in SIMPLE_FPN_NORMS:
       raise ValueError(f'task.model.decoder.simple_fpn.norm={norm!r}; '
                        f'accepted: {", ".join(SIMPLE_FPN_NORMS)}.')
+
+
+def _validate_plain_vit_sizes(config) -> None:
+  """A plain ViT's sizes are set (Model Garden's config defaults them to 1,
+  placeholders its 'vit' type overrides from model_name) and consistent."""
+  sizes = {'hidden_size': config.hidden_size,
+           'transformer.mlp_dim': config.transformer.mlp_dim,
+           'transformer.num_heads': config.transformer.num_heads}
+  unset = [f'{name}={value}' for name, value in sizes.items() if value <= 1]
+  if unset:
+    raise ValueError(
+        f'task.model.backbone.plain_vit.{", ".join(unset)}: Model Garden\'s '
+        "placeholder sizes ('vit' takes its sizes from model_name, "
+        "'plain_vit' from these fields); accepted: the ViT's sizes, e.g. "
+        'DeiT-B/16: patch_size 16, hidden_size 768, transformer.mlp_dim '
+        '3072, transformer.num_heads 12, transformer.num_layers 12.')
+  if config.hidden_size % config.transformer.num_heads:
+    raise ValueError(
+        f'task.model.backbone.plain_vit.hidden_size={config.hidden_size} is '
+        f'not divisible by transformer.num_heads='
+        f'{config.transformer.num_heads}; accepted: a multiple of it.')
 
 
 def _validate_class_map(task) -> None:

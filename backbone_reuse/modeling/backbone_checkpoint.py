@@ -142,55 +142,69 @@ def variables_by_path(root) -> Dict[int, Tuple[str, tf.Variable]]:
   return found
 
 
-def _grid(length: int) -> Optional[Tuple[int, int]]:
-  """(class-token slots, grid side) of a ViT position embedding's length:
-  a square grid, or one class-token slot before it; None otherwise."""
+def _grid(length: int) -> Optional[Tuple[int, Tuple[int, int]]]:
+  """(class-token slots, (rows, cols)) of a classifier's position embedding
+  length: a square grid (classifiers train on square crops), or one
+  class-token slot before it; None otherwise."""
   for slots in (0, 1):
     side = math.isqrt(length - slots)
     if side * side == length - slots and side > 0:
-      return slots, side
+      return slots, (side, side)
   return None
 
 
-def _resize_plan(saved: Sequence[int], shape: Sequence[int]):
-  """((slots, side) of the checkpoint's, (slots, side) of the backbone's)
-  position embedding shapes [1, N, C], if one resizes to the other (same C,
-  square grids, no class slot the checkpoint lacks); else None."""
+def _resize_plan(saved: Sequence[int], shape: Sequence[int],
+                 grid: Tuple[int, int]):
+  """((slots, (rows, cols)) of the checkpoint's, the same of the backbone's)
+  position embeddings [1, N, C], where `grid` is the backbone's patch grid
+  (its AddPositionEmbs knows it: an input need not be square), if one
+  resizes to the other (same C, no class slot the checkpoint lacks); else
+  None."""
   if len(shape) != 3 or len(saved) != 3 or saved[2] != shape[2]:
     return None
-  source, target = _grid(saved[1]), _grid(shape[1])
-  if source is None or target is None or target[0] > source[0]:
+  source = _grid(saved[1])
+  target = (shape[1] - grid[0] * grid[1], tuple(grid))
+  if source is None or target[0] not in (0, 1) or target[0] > source[0]:
     return None
   return source, target
 
 
-def resized_position_embedding(saved: np.ndarray,
-                               shape: Sequence[int]) -> Optional[np.ndarray]:
+def position_grid(layer: vit.AddPositionEmbs) -> Tuple[int, int]:
+  """The (rows, cols) of patches whose embeddings `layer`'s variable holds:
+  its configured origin shape (pos_embed_shape), else the input's grid."""
+  return tuple(layer.posemb_origin_shape or layer.posemb_target_shape)
+
+
+def resized_position_embedding(saved: np.ndarray, shape: Sequence[int],
+                               grid: Tuple[int, int]) -> Optional[np.ndarray]:
   """A ViT checkpoint's position embedding `saved` [1, N, C] for a backbone
-  whose embedding has `shape` [1, M, C] (another input size, with or
-  without a class token): the grid resized bilinearly, as Model Garden's
-  AddPositionEmbs interpolates; the class token's slot (first) kept, or
-  dropped when the backbone has none. None when not a grid, or C differs."""
-  plan = _resize_plan(list(saved.shape), list(shape))
+  whose embedding has `shape` [1, M, C] over a `grid` of (rows, cols)
+  patches (another input size, with or without a class token): the grid
+  resized bilinearly, as Model Garden's AddPositionEmbs interpolates; the
+  class token's slot (first) kept, or dropped when the backbone has none.
+  None when not a grid, or C differs."""
+  plan = _resize_plan(list(saved.shape), list(shape), grid)
   if plan is None:
     return None
-  (slots, side), (target_slots, target_side) = plan
-  grid = tf.reshape(saved[:, slots:], [1, side, side, -1])
-  grid = tf.reshape(tf.image.resize(grid, [target_side, target_side]),
-                    [1, target_side * target_side, -1]).numpy()
-  return np.concatenate([saved[:, :target_slots], grid], axis=1).astype(
+  (slots, (rows, cols)), (target_slots, (target_rows, target_cols)) = plan
+  resized = tf.reshape(saved[:, slots:], [1, rows, cols, -1])
+  resized = tf.reshape(
+      tf.image.resize(resized, [target_rows, target_cols]),
+      [1, target_rows * target_cols, -1]).numpy()
+  return np.concatenate([saved[:, :target_slots], resized], axis=1).astype(
       saved.dtype)
 
 
 def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
-               matched_nodes=None, resizable=(), resized=None,
+               matched_nodes=None, resizable=None, resized=None,
                matched=None) -> List[str]:
   """Backbone variables the checkpoint cannot restore, with the reason
   (variables whose id is in `new_ids` are new, e.g. adapters: skipped).
   The checkpoint nodes of the matched variables are added to
-  `matched_nodes` when given; variables whose id is in `resizable` (ViT
-  position embeddings) that differ from the checkpoint's only by grid size
-  are added to `resized` as (variable, checkpoint key), not refused; the
+  `matched_nodes` when given; variables whose id is a key of `resizable`
+  (ViT position embeddings: {id: their patch grid}) that differ from the
+  checkpoint's only by grid size are added to `resized` as (variable,
+  checkpoint key), not refused; the
   matched variables to `matched` (the same pairs) when given."""
   problems = []
   for key, (path, variable) in variables_by_path(backbone).items():
@@ -208,8 +222,9 @@ def _unmatched(graph, shapes, backbone_node: int, backbone, new_ids,
     if not keys:
       problems.append(f'{label}: not a variable in the checkpoint')
     elif shapes[keys[0]] != variable.shape.as_list():
-      if key in resizable and _resize_plan(
-          shapes[keys[0]], variable.shape.as_list()) is not None:
+      if key in (resizable or {}) and _resize_plan(
+          shapes[keys[0]], variable.shape.as_list(),
+          resizable[key]) is not None:
         resized.append((variable, keys[0]))
         continue
       problems.append(f'{label}: shape {variable.shape.as_list()} vs '
@@ -274,12 +289,12 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
         f'{roots}); accepted layouts: '
         f'{", ".join("/".join(p) for p in BACKBONE_PATHS)}.')
   new = adapters.adapter_variables(backbone)
-  positions = [m.pos_embedding for m in backbone.submodules
-               if isinstance(m, vit.AddPositionEmbs)]
+  grids = {id(m.pos_embedding): position_grid(m) for m in backbone.submodules
+           if isinstance(m, vit.AddPositionEmbs)}
   resized, matched = [], []
   problems = _unmatched(graph, reader.get_variable_to_shape_map(), node_id,
                         backbone, {id(v) for v in new},
-                        resizable={id(v) for v in positions}, resized=resized,
+                        resizable=grids, resized=resized,
                         matched=matched)
   layout = '/'.join(edges)
   if problems:
@@ -297,8 +312,8 @@ def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
       variable.assign(reader.get_tensor(key))
     for variable, key in resized:
       saved = reader.get_tensor(key)
-      variable.assign(resized_position_embedding(saved,
-                                                 variable.shape.as_list()))
+      variable.assign(resized_position_embedding(
+          saved, variable.shape.as_list(), grids[id(variable)]))
       logging.warning('%s: the checkpoint\'s position embedding %s '
                       'interpolated to %s.', variable.name,
                       list(saved.shape), variable.shape.as_list())
