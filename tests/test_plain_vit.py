@@ -6,6 +6,7 @@ import os
 from absl.testing import parameterized
 from official.core import exp_factory
 from official.core import train_utils
+from official.modeling import hyperparams
 from official.vision.modeling.backbones import vit
 import pytest
 import tensorflow as tf
@@ -21,6 +22,7 @@ _BLOCKS = testing_utils.PLAIN_VIT_BLOCKS
 _VIT = testing_utils.PLAIN_VIT
 _FASTER = 'backbone_reuse_fasterrcnn_coco'
 _RETINANET = 'backbone_reuse_retinanet_coco'
+_MASK = 'backbone_reuse_maskrcnn_coco'
 
 
 def _merged(base: dict, changes: dict) -> dict:
@@ -209,6 +211,25 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
                                ([1, 17, 8], [1, 65, 4])):
       self.assertIsNone(backbone_checkpoint.resized_position_embedding(
           tf.zeros(saved_shape).numpy(), shape, (4, 16)), msg=shape)
+
+  def test_vitdet_schedule_decays_kernels_and_biases_only(self):
+    # configs/schedules/vitdet_100ep.yaml's AdamW excludes variables by
+    # name: against the names of a built plain-ViT Mask R-CNN, as Model
+    # Garden's optimizer applies the list.
+    params = _config(_MASK)
+    params = hyperparams.override_params_dict(
+        params, str(testing_utils.REPO / 'configs' / 'schedules' /
+                    'vitdet_100ep.yaml'), is_strict=True)
+    task = testing_utils.build_task(params)
+    model = task.build_model()
+    optimizer = task.create_optimizer(params.trainer.optimizer_config,
+                                      params.runtime)
+    decayed = {v.name for v in model.trainable_variables
+               if optimizer._do_use_weight_decay(v.name)}  # pylint: disable=protected-access
+    kernels_and_biases = {v.name for v in model.trainable_variables
+                          if v.name.split('/')[-1] in ('kernel:0', 'bias:0')}
+    self.assertEqual(decayed, kernels_and_biases)
+    self.assertEqual(task.task_config.losses.l2_weight_decay, 0.0)
 
   def test_preflight_sizes_a_model_garden_vit_checkpoint_as_it_builds(self):
     # Model Garden's DeiT pretraining config as its trainer writes it beside
