@@ -95,6 +95,10 @@ class StrategyConfigTest(tf.test.TestCase, parameterized.TestCase):
        r'stochastic_depth_drop_rate=0.1 would keep perturbing'),
       ('unknown_backbone_activation', 'task.model.backbone_activation=swishy',
        r"task.model.backbone_activation='swishy' is not an activation"),
+      ('masks_without_mask_modules', 'task.model.include_mask=true',
+       r'task.model.include_mask=True needs task.model.mask_head, '
+       r'task.model.mask_sampler, task.model.mask_roi_aligner; accepted: '
+       r'each set'),
       ('unknown_nasfpn_activation',
        'task.model.decoder.bottleneck_nasfpn.activation=rellu',
        r"task.model.decoder.bottleneck_nasfpn.activation='rellu' is not an "

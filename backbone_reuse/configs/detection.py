@@ -333,6 +333,16 @@ class MaskRCNNTask(_StrategyValidation, maskrcnn_config.MaskRCNNTask):
   def validate(self):
     super().validate()
     self.class_balanced_loss.validate()
+    if self.model.include_mask:
+      missing = [f'task.model.{name}' for name in
+                 ('mask_head', 'mask_sampler', 'mask_roi_aligner')
+                 if getattr(self.model, name) is None]
+      if missing:  # Model Garden's builder would fail on None much later.
+        raise ValueError(
+            f'task.model.include_mask=True needs {", ".join(missing)}; '
+            'accepted: each set (e.g. mask_roi_aligner: {crop_size: 14}, '
+            'mask_sampler: {num_sampled_masks: 128}, mask_head: '
+            '{num_convs: 4}), or include_mask=False.')
     copy_paste = self.train_data.parser.copy_paste
     if copy_paste.enabled and not self.model.include_mask:
       raise ValueError(
