@@ -1,7 +1,7 @@
 r"""`python -m backbone_reuse.demo`: the Shapes-world demo, end to end.
 
   python -m backbone_reuse.demo [--output_dir=runs/demo] [--scale=default] \
-      [--precision=auto|float32|bfloat16] [--seed=0]
+      [--precision=auto|float32|bfloat16] [--seed=0] [--backbone=resnet|vit]
 
 What it runs (data, upstream, detector, evaluate) is
 backbone_reuse/shapes/demo.py; this is its command line.
@@ -23,7 +23,7 @@ def main(_):
     errors.report_bad_input(error)
   print(f'Precision: {dtype} ({reason}).', flush=True)
   demo.Demo(flags.FLAGS.output_dir, demo.SCALES[flags.FLAGS.scale],
-            flags.FLAGS.seed, dtype, reason).run()
+            flags.FLAGS.seed, dtype, reason, flags.FLAGS.backbone).run()
 
 
 if __name__ == '__main__':
@@ -38,4 +38,9 @@ if __name__ == '__main__':
   flags.DEFINE_integer('seed', 0,
                        'Generates the Shapes world and seeds both trainings '
                        '(data order, samplers, initialisation).')
+  flags.DEFINE_enum('backbone', 'resnet', list(demo.BACKBONES),
+                    'resnet: a half-width ResNet-18 with an FPN; vit: a '
+                    '4-block plain ViT (patch 8) with ViTDet\'s simple '
+                    'feature pyramid. Both are pretrained upstream, then '
+                    'frozen.')
   app.run(main)

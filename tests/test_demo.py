@@ -66,6 +66,31 @@ class DemoTest(tf.test.TestCase):
                         demo.Demo(output_dir, _TINY).identity('detector'))
 
   @pytest.mark.slow
+  def test_the_vit_backbone_runs_the_whole_demo(self):
+    output_dir = os.path.join(self.get_temp_dir(), 'demo_vit')
+    run = demo.Demo(output_dir, _TINY, backbone='vit')
+    with contextlib.redirect_stdout(io.StringIO()):
+      summary = run.run()
+    self.assertEqual(summary['backbone'], 'vit')
+    for stage in ('upstream', 'detector'):
+      with open(os.path.join(output_dir, stage, 'params.yaml')) as f:
+        self.assertIn('type: plain_vit', f.read(), msg=stage)
+    with open(os.path.join(output_dir, 'summary.md')) as f:
+      self.assertIn('Backbone: plain ViT (4 blocks) + simple feature '
+                    'pyramid.', f.read())
+    self.assertLen(summary['results']['box']['per_class'], 40)
+    # Frozen: the detector's ViT is the upstream's (its position embedding
+    # resized from 8x8 to 16x16 patches the same way on both sides).
+    assert_frozen_upstream(self, run)
+    self.assertNotEqual(run.identity('upstream'),
+                        demo.Demo(output_dir, _TINY).identity('upstream'))
+
+  def test_an_unknown_backbone_is_refused(self):
+    with self.assertRaisesRegex(
+        ValueError, r"--backbone='swin'; accepted: resnet, vit\."):
+      demo.Demo(self.get_temp_dir(), _TINY, backbone='swin')
+
+  @pytest.mark.slow
   def test_cli_refuses_an_unknown_precision(self):
     result = subprocess.run(
         [sys.executable, '-m', 'backbone_reuse.demo', '--precision=fp16',

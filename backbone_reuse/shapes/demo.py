@@ -12,6 +12,9 @@ Stages, each skipped when a verified result of an earlier run is there:
             a Mask R-CNN step, experiments/shapes/report/step_time.md);
   evaluate  COCO box metrics plus AP on rare/common/frequent classes,
             written to summary.md / summary.json, and predictions.png.
+`--backbone=vit` runs the same stages with a 4-block plain ViT and ViTDet's
+simple feature pyramid (experiments `shapes_vit_classification`,
+`shapes_vit_fasterrcnn`) instead of the half-width ResNet-18.
 Both trainings run in `--precision` (auto: bfloat16 where the CPU reports
 AMX-BF16 or AVX512-BF16, float32 elsewhere; modeling/precision.py); the
 summary says which ran and why. A stage whose artefacts fail verification
@@ -53,6 +56,14 @@ class Scale:
   detector_steps: int
 
 
+# --backbone: (upstream experiment, detector experiment).
+BACKBONES = {
+    'resnet': ('shapes_classification', 'shapes_fasterrcnn'),
+    'vit': ('shapes_vit_classification', 'shapes_vit_fasterrcnn'),
+}
+BACKBONE_TITLES = {'resnet': 'ResNet-18 (half width) + FPN',
+                   'vit': 'plain ViT (4 blocks) + simple feature pyramid'}
+
 SCALES = {
     'small': Scale(3000, 400, 300, 80, 300, 400),
     'default': Scale(10000, 1000, 800, 200, 1600, 1500),
@@ -63,7 +74,12 @@ class Demo:
   """Runs the stages under `output_dir` at `scale`."""
 
   def __init__(self, output_dir: str, scale: Scale, seed: int = 0,
-               precision: str = 'float32', precision_reason: str = ''):
+               precision: str = 'float32', precision_reason: str = '',
+               backbone: str = 'resnet'):
+    if backbone not in BACKBONES:
+      raise ValueError(f'--backbone={backbone!r}; accepted: '
+                       f'{", ".join(BACKBONES)}.')
+    self.backbone = backbone
     self.root = os.path.abspath(output_dir)
     self.scale = scale
     self.seed = seed
@@ -124,7 +140,7 @@ class Demo:
   # -- training ---------------------------------------------------------------
   def upstream_training(self) -> runs.Training:
     upstream = os.path.join(self.data, 'upstream')
-    return runs.Training('shapes_classification', (), {
+    return runs.Training(BACKBONES[self.backbone][0], (), {
         'task': {'train_data': {'input_path': upstream + '/train-*'},
                  'validation_data': {'input_path': upstream + '/val-*'}},
         'trainer': {'train_steps': self.scale.upstream_steps},
@@ -134,7 +150,7 @@ class Demo:
   def detector_training(self) -> runs.Training:
     detection = os.path.join(self.data, 'detection')
     checkpoint = tf.train.latest_checkpoint(self.path('upstream'))
-    return runs.Training('shapes_fasterrcnn', (), {
+    return runs.Training(BACKBONES[self.backbone][1], (), {
         'task': {'backbone_strategy': 'freeze',
                  'init_checkpoint': checkpoint,
                  'annotation_file': self._val_annotations(),
@@ -239,6 +255,7 @@ class Demo:
       markers[name] = self.run_stage(name, title, work, verify, force=redone)
       redone = redone or 'skipped' not in markers[name]
     summary = {
+        'backbone': self.backbone,
         'scale': dataclasses.asdict(self.scale),
         'seed': self.seed,
         'precision': precision.describe(self.precision,
@@ -284,10 +301,12 @@ def render_summary(summary: Dict) -> str:
   timing = ', '.join(f'{k} {v:.0f}s' for k, v in seconds.items())
   upstream = summary['upstream']
   accuracy = upstream.get('accuracy', float('nan'))
+  backbone = BACKBONE_TITLES[summary.get('backbone', 'resnet')]
   lines = [
       '# Shapes-world demo: frozen-backbone Faster R-CNN',
       '',
-      f"Seed {summary['seed']}. Precision: {_precision_line(summary)}. "
+      f"Backbone: {backbone}. Seed {summary['seed']}. "
+      f'Precision: {_precision_line(summary)}. '
       f'Upstream classification top-1 accuracy (val): {accuracy:.3f}',
       '',
       'Validation metrics (COCO AP; APr/APc/APf average the per-class AP of '

@@ -1,8 +1,9 @@
 """Shapes-world experiments: upstream classification and downstream detectors.
 
 Both share one backbone config (ResNet-18 at half width, same normalisation
-and activation), so the classifier's checkpoint restores into the detector
-through the same loader as an ImageNet checkpoint does. Sizes are chosen for
+and activation; or, in the shapes_vit_* experiments, a 4-block plain ViT), so
+the classifier's checkpoint restores into the detector through the same
+loader as an ImageNet checkpoint does. Sizes are chosen for
 a 2-core CPU; data paths point at the demo's default output directory.
 """
 import os
@@ -16,6 +17,7 @@ from official.vision.configs import decoders
 from official.vision.configs import image_classification
 from official.vision.configs import maskrcnn as maskrcnn_config
 
+from backbone_reuse.configs import classification
 from backbone_reuse.configs import detection
 from backbone_reuse.configs import strategies
 from backbone_reuse.shapes import world
@@ -32,10 +34,24 @@ STRATEGIES = (strategies.SCRATCH, strategies.FINETUNE, strategies.FREEZE,
 UPSTREAMS = ('small', 'large')
 
 
-def backbone() -> backbones.Backbone:
-  return backbones.Backbone(
+def backbone() -> detection.Backbone:
+  return detection.Backbone(
       type='resnet',
       resnet=backbones.ResNet(model_id=18, depth_multiplier=0.5))
+
+
+def vit_backbone() -> detection.Backbone:
+  """A plain ViT at the Shapes sizes (modeling/plain_vit.py): patch 8, so one
+  stride-8 level (level 3); 8x8 tokens on a 64-px upstream image, 16x16 on a
+  128-px scene (the position embedding resized at restore), plus the class
+  token the upstream classifier pools."""
+  return detection.Backbone(
+      type=strategies.PLAIN_VIT,
+      plain_vit=detection.PlainViT(
+          patch_size=8, hidden_size=128, pooler='token',
+          representation_size=0,
+          transformer=backbones.Transformer(mlp_dim=512, num_heads=4,
+                                            num_layers=4)))
 
 
 def norm_activation() -> common.NormActivation:
@@ -70,8 +86,7 @@ def _trainer(train_steps: int, learning_rate: float, validation_steps: int):
                             max(1, train_steps // 20)))
 
 
-@exp_factory.register_config_factory('shapes_classification')
-def shapes_classification() -> cfg.ExperimentConfig:
+def _classification(backbone_config) -> cfg.ExperimentConfig:
   """Upstream pretraining: 40-way classification of 64x64 Shapes images."""
   size = world.CLASSIFICATION_SIZE
   # No random-resized crop: it cuts shapes apart (measured on 3000 images,
@@ -80,10 +95,10 @@ def shapes_classification() -> cfg.ExperimentConfig:
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='float32'),
       task=image_classification.ImageClassificationTask(
-          model=image_classification.ImageClassificationModel(
+          model=classification.ImageClassificationModel(
               num_classes=len(world.CLASSES),
               input_size=[size, size, 3],
-              backbone=backbone(),
+              backbone=backbone_config,
               norm_activation=norm_activation()),
           losses=image_classification.Losses(l2_weight_decay=1e-4,
                                              label_smoothing=0.1),
@@ -102,7 +117,13 @@ def shapes_classification() -> cfg.ExperimentConfig:
       restrictions=['task.train_data.is_training != None'])
 
 
-def _detector(include_mask: bool) -> cfg.ExperimentConfig:
+@exp_factory.register_config_factory('shapes_classification')
+def shapes_classification() -> cfg.ExperimentConfig:
+  return _classification(backbone())
+
+
+def _detector(include_mask: bool,
+              backbone_config=None) -> cfg.ExperimentConfig:
   """Downstream: a two-stage detector on long-tailed 128x128 Shapes scenes;
   its capacity (decoder, cascade) comes from configs/shapes/capacity/."""
   size = world.DETECTION_SIZE
@@ -113,7 +134,7 @@ def _detector(include_mask: bool) -> cfg.ExperimentConfig:
       min_level=3,
       max_level=5,
       anchor=maskrcnn_config.Anchor(num_scales=1, anchor_size=3),
-      backbone=backbone(),
+      backbone=backbone_config or backbone(),
       decoder=detection.Decoder(type='fpn',
                                 fpn=decoders.FPN(num_filters=64)),
       rpn_head=maskrcnn_config.RPNHead(num_convs=1, num_filters=64),
@@ -171,3 +192,19 @@ def shapes_fasterrcnn() -> cfg.ExperimentConfig:
   """Box-only Faster (or, with a cascade capacity, Cascade) R-CNN: the
   paper's Table 1 detectors, which report box AP (the grid's detector)."""
   return _detector(include_mask=False)
+
+
+@exp_factory.register_config_factory('shapes_vit_classification')
+def shapes_vit_classification() -> cfg.ExperimentConfig:
+  """shapes_classification with the plain ViT (vit_backbone)."""
+  return _classification(vit_backbone())
+
+
+@exp_factory.register_config_factory('shapes_vit_fasterrcnn')
+def shapes_vit_fasterrcnn() -> cfg.ExperimentConfig:
+  """shapes_fasterrcnn with the plain ViT and ViTDet's simple feature
+  pyramid over its one level (levels 3-5, 64 filters, as the FPN's)."""
+  params = _detector(include_mask=False, backbone_config=vit_backbone())
+  params.task.model.decoder = detection.Decoder(
+      type='simple_fpn', simple_fpn=detection.SimpleFPN(num_filters=64))
+  return params
