@@ -1,45 +1,21 @@
-"""Residual adapters on a frozen ResNet backbone (paper §4.5, Table 7).
+"""Residual adapters on a frozen ResNet or EfficientNet backbone (paper §4.5,
+Table 7); what they are and how to configure them: configs/strategies/README.md.
 
-Two kinds, after Rebuffi et al.:
-  series    (2017) after a frozen 3x3 conv with output z:
-                y = z + W(BN(z))
-  parallel  (2018) beside a frozen 3x3 conv, on its input x, same stride:
-                y = conv3x3(x) + W(x)
-In both, the block's own (frozen) norm then takes y. W is a 1x1 conv, or with
-`reduction` r a low-rank pair of 1x1 convs (C -> C/r -> C).
-
-Placement: every 3x3 conv of every residual block in the chosen block groups
-(levels 2-5; default all): both convs of a basic block (ResNet-18/34), the
-middle conv of a bottleneck block (ResNet-50 and deeper, ResNet-RS). That is
-where Rebuffi et al. put them; 1x1 convs, the stem and shortcuts stay plain.
-
-Initialisation: by default W's last conv starts at zero, so at step 0 the
-adapted backbone computes exactly the frozen backbone's function: training
-starts from the classification features the paper shows are worth keeping,
-and `freeze` vs `adapters` differ only by what the adapters learn. Rebuffi et
-al. use He (fan-in) initialisation; `zero_init: false` gives that.
-
-Learning rate: `gradient_multiplier` m scales the gradient reaching W's
-kernels (the forward pass is untouched), so with SGD the adapters learn at m
-times the heads' rate; their L2 term's gradient is not scaled. The series
-BatchNorm's scale and offset (2C numbers per adapter) keep the heads' rate.
-
-Checkpoint compatibility: the adapted conv is a subclass of the Conv2D it
-replaces, under the same attribute, so every base variable keeps its path
-(e.g. .../_conv1/kernel) and a plain classification checkpoint restores into
-it; adapter variables live under the new `_adapter` edge.
-
-EfficientNet (an extension: the paper's adapters are on ResNets): one adapter
-per MBConv block, on its projection, the last 1x1 conv (expanded width ->
-the block's output width C), in series after it or in parallel beside it,
-before the block's own (frozen) norm, as above. Why there: it is the block's
-dense cross-channel conv at the width of the residual stream. The depthwise
-conv mixes no channels, and it and the expansion conv work at the expanded
-width (expand_ratio 6): a full-width 1x1 beside the depthwise conv would cost
-36 C^2 per block, the projection's C^2. Zero-init gives exactly the frozen
-EfficientNet's function; base variables keep their paths, so the same
-classification checkpoint restores. `levels` picks blocks by the endpoint
-level their group feeds (groups 0-1: level 2, 2: 3, 3-4: 4, 5-6: 5).
+Series (Rebuffi et al. 2017: y = z + W(BN(z)) after a frozen conv) or parallel
+(2018: W beside it, on its input); W a 1x1 conv, or a low-rank pair. Where:
+every 3x3 conv of a residual block (where Rebuffi et al. put them), and on an
+EfficientNet the MBConv projection, its one dense conv at the residual
+stream's width. Why these choices:
+  * W's last conv starts at zero, so at step 0 the backbone computes exactly
+    the frozen function: `freeze` and `adapters` differ only by what the
+    adapters learn.
+  * The adapted conv subclasses the Conv2D it replaces under the same
+    attribute, so every base variable keeps its checkpoint path and a plain
+    classification checkpoint restores; adapter variables sit under a new
+    `_adapter` edge.
+  * `gradient_multiplier` scales only the gradient reaching W's kernels
+    (forward pass untouched), i.e. the adapters' SGD rate relative to the
+    heads'.
 """
 import dataclasses
 import functools

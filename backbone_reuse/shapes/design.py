@@ -176,7 +176,7 @@ class GridScale:
                               ('small', self.small_seeds)):
         found += [Run(capacity, strategy, upstream, seed)
                   for seed in seeds.get(capacity, ())
-                  for strategy in ('finetune', 'freeze')]
+                  for strategy in experiments.PAIR]
       found += [Run(capacity, 'scratch', None, seed)
                 for seed in self.scratch_seeds]
     if 'nasfpn_cascade' in self.capacities:
@@ -185,7 +185,7 @@ class GridScale:
                       self.long_steps)
                   for upstream in experiments.UPSTREAMS
                   for seed in self.long_seeds
-                  for strategy in ('finetune', 'freeze')]
+                  for strategy in experiments.PAIR]
       found += [Run('nasfpn_cascade', 'adapters', 'large', seed)
                 for seed in self.adapters_seeds]
     found += [Run(capacity, strategies.PARTIAL, 'large', seed,
@@ -212,12 +212,12 @@ class GridScale:
                 self.precision)
             for seed in self.pilot_seeds
             for steps in sorted(self.pilot_steps)
-            for strategy in ('freeze', 'finetune')]
+            for strategy in experiments.PAIR[::-1]]  # Freeze first.
 
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0, precision=self.precision)
             for capacity in self.capacities
-            for strategy in ('finetune', 'freeze')]
+            for strategy in experiments.PAIR]
 
 SCALES = {
     'default': GridScale(upstream_small=1000, upstream_large=10000,

@@ -31,6 +31,9 @@ CAPACITY_TITLES = {'fpn': 'Faster R-CNN FPN', 'nasfpn': 'Faster R-CNN NAS-FPN',
                    'nasfpn_cascade': 'Cascade R-CNN NAS-FPN'}
 STRATEGIES = (strategies.SCRATCH, strategies.FINETUNE, strategies.FREEZE,
               strategies.ADAPTERS, strategies.PARTIAL)
+# The paper's Table 1 comparison: each seed trains this pair from one
+# upstream checkpoint.
+PAIR = (strategies.FINETUNE, strategies.FREEZE)
 UPSTREAMS = ('small', 'large')
 
 

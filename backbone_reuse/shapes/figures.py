@@ -13,6 +13,7 @@ from backbone_reuse.evaluation import stratified
 from backbone_reuse.shapes import tables
 from backbone_reuse.shapes.experiments import CAPACITIES
 from backbone_reuse.shapes.experiments import CAPACITY_TITLES
+from backbone_reuse.shapes.experiments import PAIR
 from backbone_reuse.shapes.experiments import UPSTREAMS
 
 
@@ -30,7 +31,7 @@ def figure1(records: List[Dict], path: str) -> None:
     for capacity in CAPACITIES:
       for upstream in UPSTREAMS:
         points = {}
-        for strategy in ('finetune', 'freeze'):
+        for strategy in PAIR:
           runs = groups.get((capacity, strategy, upstream), [])
           if runs:
             points[strategy] = (

@@ -8,9 +8,11 @@ import collections
 import statistics
 from typing import Dict, List, Optional, Tuple
 
+from backbone_reuse.configs import strategies
 from backbone_reuse.shapes import claims
 from backbone_reuse.shapes.experiments import CAPACITIES
 from backbone_reuse.shapes.experiments import CAPACITY_TITLES
+from backbone_reuse.shapes.experiments import PAIR
 from backbone_reuse.shapes.experiments import UPSTREAMS
 
 
@@ -68,7 +70,7 @@ def table1(records: List[Dict], kind: str = 'box', name: str = 'AP') -> str:
     scratch = metric(groups.get((capacity, 'scratch', None), []), kind, name)
     for upstream in UPSTREAMS:
       cells = {s: metric(groups.get((capacity, s, upstream), []), kind, name)
-               for s in ('finetune', 'freeze', 'adapters')}
+               for s in (*PAIR, strategies.ADAPTERS)}
       if not (scratch or any(cells.values())):
         continue
       frozen_gain = _difference(by_seed, capacity, upstream, 'freeze',
