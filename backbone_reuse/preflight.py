@@ -250,7 +250,7 @@ def backbone_differences(ours: Dict, theirs: Dict) -> List[str]:
   if mine_kind in strategies.VIT_TYPES and their_kind in strategies.VIT_TYPES:
     mine = _vit_sizes(mine_kind, ours.get(mine_kind) or {})
     other = _vit_sizes(their_kind, theirs.get(their_kind) or {})
-    source = '' if mine_kind == their_kind else (
+    source = '' if their_kind != 'vit' or mine_kind == 'vit' else (
         f' ({their_kind} '
         f'{(theirs.get(their_kind) or {}).get("model_name")!r})')
     return [f'{mine_kind}.{field}: checkpoint {other[field]!r}{source}, '

@@ -194,6 +194,10 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
     # the grid comes from the backbone's AddPositionEmbs, not the count.
     layer = vit.AddPositionEmbs(posemb_target_shape=(4, 16))
     self.assertEqual(backbone_checkpoint.position_grid(layer), (4, 16))
+    # A layer that knows no grid: matched as saved, never resized.
+    self.assertIsNone(backbone_checkpoint.position_grid(vit.AddPositionEmbs()))
+    self.assertIsNone(backbone_checkpoint.resized_position_embedding(
+        tf.zeros([1, 17, 8]).numpy(), [1, 65, 8], None))
     saved = tf.random.normal([1, 1 + 16, 8]).numpy()
     resized = backbone_checkpoint.resized_position_embedding(
         saved, [1, 1 + 64, 8], (4, 16))
@@ -230,6 +234,7 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
                           if v.name.split('/')[-1] in ('kernel:0', 'bias:0')}
     self.assertEqual(decayed, kernels_and_biases)
     self.assertEqual(task.task_config.losses.l2_weight_decay, 0.0)
+    self.assertEqual(optimizer.gradient_clip_norm, 0.0)  # ViTDet's: none.
 
   def test_preflight_sizes_a_model_garden_vit_checkpoint_as_it_builds(self):
     # Model Garden's DeiT pretraining config as its trainer writes it beside
@@ -279,9 +284,10 @@ class PlainViTTest(tf.test.TestCase, parameterized.TestCase):
        r'task.model.backbone.plain_vit.init_stochastic_depth_rate=0.1 would '
        r'keep perturbing a frozen backbone'),
       ('placeholder_sizes', 'finetune', {'model': {'backbone': {
-          'plain_vit': {'hidden_size': 1, 'transformer': {'num_heads': 1}}}}},
+          'plain_vit': {'hidden_size': 1, 'transformer': {'mlp_dim': 1,
+                                                          'num_heads': 1}}}}},
        r"task.model.backbone.plain_vit.hidden_size=1, "
-       r"transformer.num_heads=1: Model Garden's placeholder sizes .*"
+       r"transformer.mlp_dim=1: Model Garden's placeholder sizes .*"
        r'accepted: the ViT\'s sizes, e.g. DeiT-B/16: patch_size 16'),
       ('heads_do_not_divide', 'finetune', {'model': {'backbone': {
           'plain_vit': {'transformer': {'num_heads': 3}}}}},

@@ -1,7 +1,7 @@
 """Model Garden's image classification model config with our backbone choices
 (type 'plain_vit' beside Model Garden's), so an upstream classifier and the
-detector that reuses it share one backbone config (e.g. the Shapes world's
-ViT: its classifier is trained by Model Garden's own classification task)."""
+detector that reuses it share one backbone config (e.g. a plain ViT
+pretrained by Model Garden's own classification task)."""
 import dataclasses
 
 from official.vision.configs import image_classification

@@ -91,8 +91,7 @@ def _validate_plain_vit_sizes(config) -> None:
   """A plain ViT's sizes are set (Model Garden's config defaults them to 1,
   placeholders its 'vit' type overrides from model_name) and consistent."""
   sizes = {'hidden_size': config.hidden_size,
-           'transformer.mlp_dim': config.transformer.mlp_dim,
-           'transformer.num_heads': config.transformer.num_heads}
+           'transformer.mlp_dim': config.transformer.mlp_dim}
   unset = [f'{name}={value}' for name, value in sizes.items() if value <= 1]
   if unset:
     raise ValueError(

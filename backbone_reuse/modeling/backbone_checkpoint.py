@@ -154,13 +154,14 @@ def _grid(length: int) -> Optional[Tuple[int, Tuple[int, int]]]:
 
 
 def _resize_plan(saved: Sequence[int], shape: Sequence[int],
-                 grid: Tuple[int, int]):
+                 grid: Optional[Tuple[int, int]]):
   """((slots, (rows, cols)) of the checkpoint's, the same of the backbone's)
   position embeddings [1, N, C], where `grid` is the backbone's patch grid
   (its AddPositionEmbs knows it: an input need not be square), if one
   resizes to the other (same C, no class slot the checkpoint lacks); else
   None."""
-  if len(shape) != 3 or len(saved) != 3 or saved[2] != shape[2]:
+  if (grid is None or len(shape) != 3 or len(saved) != 3
+      or saved[2] != shape[2]):
     return None
   source = _grid(saved[1])
   target = (shape[1] - grid[0] * grid[1], tuple(grid))
@@ -169,14 +170,16 @@ def _resize_plan(saved: Sequence[int], shape: Sequence[int],
   return source, target
 
 
-def position_grid(layer: vit.AddPositionEmbs) -> Tuple[int, int]:
+def position_grid(layer: vit.AddPositionEmbs) -> Optional[Tuple[int, int]]:
   """The (rows, cols) of patches whose embeddings `layer`'s variable holds:
-  its configured origin shape (pos_embed_shape), else the input's grid."""
-  return tuple(layer.posemb_origin_shape or layer.posemb_target_shape)
+  its configured origin shape (pos_embed_shape), else the input's grid; None
+  if it knows neither (then its embedding is not resized, only matched)."""
+  grid = layer.posemb_origin_shape or layer.posemb_target_shape
+  return tuple(grid) if grid else None
 
 
 def resized_position_embedding(saved: np.ndarray, shape: Sequence[int],
-                               grid: Tuple[int, int]) -> Optional[np.ndarray]:
+                               grid: Optional[Tuple[int, int]]) -> Optional[np.ndarray]:
   """A ViT checkpoint's position embedding `saved` [1, N, C] for a backbone
   whose embedding has `shape` [1, M, C] over a `grid` of (rows, cols)
   patches (another input size, with or without a class token): the grid

@@ -301,11 +301,14 @@ def render_summary(summary: Dict) -> str:
   timing = ', '.join(f'{k} {v:.0f}s' for k, v in seconds.items())
   upstream = summary['upstream']
   accuracy = upstream.get('accuracy', float('nan'))
-  backbone = BACKBONE_TITLES[summary.get('backbone', 'resnet')]
+  # Named only when not the default, so a ResNet demo's summary reads as
+  # before.
+  kind = summary.get('backbone', 'resnet')
+  backbone = '' if kind == 'resnet' else f'Backbone: {BACKBONE_TITLES[kind]}. '
   lines = [
       '# Shapes-world demo: frozen-backbone Faster R-CNN',
       '',
-      f"Backbone: {backbone}. Seed {summary['seed']}. "
+      f"{backbone}Seed {summary['seed']}. "
       f'Precision: {_precision_line(summary)}. '
       f'Upstream classification top-1 accuracy (val): {accuracy:.3f}',
       '',
