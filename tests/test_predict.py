@@ -109,8 +109,8 @@ class PredictTest(tf.test.TestCase):
     self.assertNotEmpty(served)
     self.assertLen(served, len(in_process))
     key = lambda d: (d['image_id'], -d['score'])  # pylint: disable=unnecessary-lambda-assignment
-    for got, want in zip(sorted(served, key=key), sorted(in_process,
-                                                         key=key)):
+    pairs = list(zip(sorted(served, key=key), sorted(in_process, key=key)))
+    for got, want in pairs:
       self.assertEqual((got['image_id'], got['category_id']),
                        (want['image_id'], want['category_id']))
       self.assertAllClose(got['bbox'], want['bbox'], atol=1e-2)
@@ -132,7 +132,6 @@ class PredictTest(tf.test.TestCase):
     # cannot move a twin's IoU across a threshold: CI's host (another CPU)
     # scored bbox AP 0.941 served vs 0.951 in-process on all 787 pairs,
     # sub-pixel and empty ones included.
-    pairs = list(zip(sorted(served, key=key), sorted(in_process, key=key)))
     for iou_type, large, metrics in (('bbox', _large_box, _METRICS),
                                      ('segm', _large_mask, _MASK_METRICS)):
       kept = [(got, want) for got, want in pairs if large(want)]
