@@ -1,6 +1,15 @@
-"""The long schedule L is chosen by convergence on the dev split only."""
+"""The long schedule L is chosen by convergence on the dev split only, and
+the headline is judged at L on val with seeds added while it needs them."""
+import dataclasses
+import os
+from unittest import mock
+
 import tensorflow as tf
 
+from backbone_reuse.analysis import intervals
+from backbone_reuse.shapes import claims
+from backbone_reuse.shapes import design
+from backbone_reuse.shapes import grid_runner
 from backbone_reuse.shapes import long_schedule
 
 _STEPS = (3000, 6000, 12000)
@@ -119,6 +128,79 @@ class LongScheduleTest(tf.test.TestCase):
                   '0.200 | 0.900 -> 0.500 |', text)
     self.assertEqual(text.count('\n'), 2)  # Header, rule, one run.
     self.assertIsNone(long_schedule.drift_table([]))
+
+
+
+class HeadlineAtLTest(tf.test.TestCase):
+
+  def test_claims_at_one_schedule_read_only_its_runs(self):
+    val = {('freeze', 12000): [0.60, 0.62], ('finetune', 12000): [0.70, 0.75],
+           ('freeze', 3000): [0.9, 0.9], ('finetune', 3000): [0.1, 0.1]}
+    records = _pilot({key: [0.5, 0.5] for key in val}, val)
+    for record in records:  # The rare-classes claim reads these.
+      record['results']['box'].update(APr=0.5, APf=0.5)
+    for steps, expected in ((12000, [-10.0, -13.0]), (3000, [80.0, 80.0])):
+      found = {c['claim']: c for c in claims.at_steps(records, steps)}
+      headline = found[claims.CLAIMS[0]['claim']]
+      self.assertEqual(headline['seeds'], [3, 4])
+      self.assertAllClose(headline['differences'], expected)
+      # A claim comparing two schedules finds no cells at one schedule.
+      self.assertNotIn(claims.CLAIMS[8]['claim'], found)
+    self.assertEmpty(claims.at_steps(records, 6000))
+
+  def test_headline_runs_pair_per_seed_freeze_first(self):
+    runs = design.SCALES['default'].headline(12000, (5, 6))
+    self.assertEqual([(r.seed, r.strategy) for r in runs],
+                     [(5, 'freeze'), (5, 'finetune'), (6, 'freeze'),
+                      (6, 'finetune')])
+    for run in runs:
+      self.assertEqual((run.capacity, run.upstream, run.steps),
+                       ('nasfpn_cascade', 'large', 12000))
+
+  def _headline(self, verdicts):
+    """Runs run_headline with training replaced: `verdicts` are the
+    (verdict, seeds_needed) the claim has after each round. Returns the
+    seeds trained, in order."""
+    scale = dataclasses.replace(design.SCALES['quick'],
+                                headline_seeds=(0, 1),
+                                headline_more_seeds=(2, 3))
+    grid = grid_runner.ShapesGrid(os.path.join(self.get_temp_dir(), 'out'), scale,
+                                  os.path.join(self.get_temp_dir(), 'report'))
+    trained, rounds = [], iter(verdicts)
+    def claim(_):
+      verdict, needed = next(rounds)
+      seeds = sorted({run.seed for run in trained})
+      return {'verdict': verdict, 'seeds_needed': needed, 'seeds': seeds}
+    with mock.patch.object(grid, 'long_schedule', return_value={'L': 12}), \
+         mock.patch.object(grid, 'pilot_records', return_value=[]), \
+         mock.patch.object(grid, 'has_long_record', return_value=True), \
+         mock.patch.object(grid, 'write_long_schedule'), \
+         mock.patch.object(grid, 'detector',
+                           side_effect=lambda run, *_, **__: trained.append(
+                               run)), \
+         mock.patch.object(grid, 'headline_claim', side_effect=claim):
+      grid.run_headline()
+    self.assertTrue(all(run.steps == 12 for run in trained))
+    return list(dict.fromkeys(run.seed for run in trained))
+
+  def test_the_headline_adds_a_seed_while_it_needs_more(self):
+    undecided = intervals.INCONCLUSIVE
+    # Up to the last seed it may use.
+    self.assertEqual(self._headline([(undecided, 6)] * 3), [0, 1, 2, 3])
+    # Needs 3 with 3: stops before seed 3.
+    self.assertEqual(self._headline([(undecided, 5), (undecided, 3)]),
+                     [0, 1, 2])
+    # Decided, or not decidable at its spread (None): no seed is added.
+    self.assertEqual(self._headline([(intervals.CONTRADICTED, 2)]), [0, 1])
+    self.assertEqual(self._headline([(undecided, None)]), [0, 1])
+
+  def test_the_headline_refuses_before_l_is_chosen(self):
+    grid = grid_runner.ShapesGrid(os.path.join(self.get_temp_dir(), 'out'),
+                                  design.SCALES['quick'],
+                                  os.path.join(self.get_temp_dir(), 'report'))
+    with mock.patch.object(grid, 'pilot_records', return_value=[]):
+      with self.assertRaisesRegex(ValueError, 'run the pilot first'):
+        grid.run_headline()
 
 
 if __name__ == '__main__':

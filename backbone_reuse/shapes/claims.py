@@ -351,6 +351,15 @@ def claims(records: Sequence[Dict],
   return out
 
 
+def at_steps(records: Sequence[Dict], steps: int,
+             entries: Optional[Dict[str, Dict]] = None) -> List[Dict]:
+  """The claims judged at one schedule: the records that trained `steps`
+  steps read as cells of the grid's schedule (so the claims comparing two
+  schedules find no cells and are left out)."""
+  return claims([dict(r, run=dict(r['run'], steps=None)) for r in records
+                 if r['run'].get('steps') == steps], entries)
+
+
 def decided(claim: Dict) -> str:
   """Whether the miniature decides the claim, in words."""
   needed = claim['seeds_needed']

@@ -21,7 +21,7 @@ A detector run with seed s starts from the upstream trained with seed s, so
 cells pair by seed.
 """
 import dataclasses
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from backbone_reuse import package_data
 from backbone_reuse.configs import strategies
@@ -149,6 +149,13 @@ class GridScale:
   pilot_steps: Tuple[int, ...] = (3000, 6000, 12000)
   pilot_seeds: Tuple[int, ...] = (3, 4)
   pilot_capacity: str = 'nasfpn_cascade'
+  # The headline at L (the step count the pilot chose): the pilot's
+  # capacity, finetune | freeze, large upstream, on `headline_seeds` (the
+  # pilot's first: their runs at L are the pilot's own), then on
+  # `headline_more_seeds` one at a time while the claim's seeds_needed
+  # exceeds the seeds it has.
+  headline_seeds: Tuple[int, ...] = _seeds(range(3, 8))
+  headline_more_seeds: Tuple[int, ...] = _seeds(range(3))
   # Partial freezing (an extension; mmdetection's frozen_stages): the stem
   # and block groups 1..k frozen, k in `partial_stages` (why these: claims.py),
   # on `partial_capacities` with the large upstream, seeds `partial_seeds`
@@ -214,6 +221,13 @@ class GridScale:
             for steps in sorted(self.pilot_steps)
             for strategy in experiments.PAIR[::-1]]  # Freeze first.
 
+  def headline(self, steps: int, seeds: Sequence[int]) -> List[Run]:
+    """The headline's runs at `steps` on `seeds`, per seed, each
+    freeze/finetune pair together (as the pilot's)."""
+    return [Run(self.pilot_capacity, strategy, 'large', seed, steps,
+                self.precision)
+            for seed in seeds for strategy in experiments.PAIR[::-1]]
+
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0, precision=self.precision)
             for capacity in self.capacities
@@ -233,5 +247,6 @@ SCALES = {
                        small_seeds={}, scratch_seeds=(), adapters_seeds=(),
                        long_steps=None, long_seeds=(), partial_seeds={},
                        pilot_steps=(12,), pilot_seeds=(0,),
-                       pilot_capacity='fpn'),
+                       pilot_capacity='fpn', headline_seeds=(0, 1),
+                       headline_more_seeds=()),
 }

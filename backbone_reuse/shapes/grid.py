@@ -7,6 +7,7 @@ r"""The paper's Table 1 (and Table 3, Figures 1 and 4) in miniature, on a CPU.
       [--detector_learning_rate=0.16]   # another schedule's curves
   python -m backbone_reuse.shapes.grid --report_only   # from the records
   python -m backbone_reuse.shapes.grid --pilot   # the schedule pilot
+  python -m backbone_reuse.shapes.grid --headline   # the headline at L
   python -m backbone_reuse.shapes.grid --quick   # tiny; what the tests run
 
 Which runs the grid trains (capacities, strategies, upstreams, seeds,
@@ -38,8 +39,10 @@ from absl import logging
 
 from backbone_reuse import errors
 from backbone_reuse.modeling import precision
+from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import design
 from backbone_reuse.shapes import grid_runner
+from backbone_reuse.shapes import long_schedule
 
 
 def main(_):
@@ -62,8 +65,20 @@ def main(_):
   report_dir = FLAGS.report_dir or os.path.join(FLAGS.output_dir, 'report')
   command = 'python -m backbone_reuse.shapes.grid ' + ' '.join(sys.argv[1:])
   grid = grid_runner.ShapesGrid(FLAGS.output_dir, scale, report_dir, command, reason)
+  if FLAGS.pilot and FLAGS.headline:
+    errors.report_bad_input(errors.BadInput(
+        '--pilot and --headline: accepted: one of them (the headline runs '
+        'at the long schedule the pilot chose)'))
   if FLAGS.pilot:
     grid.run_pilot()
+  elif FLAGS.headline:
+    if grid.long_schedule(grid.pilot_records())['L'] is None:
+      errors.report_bad_input(errors.BadInput(
+          '--headline before the pilot chose L; accepted: after --pilot. '
+          + long_schedule.describe(grid.long_schedule(grid.pilot_records()))))
+    claim = grid.run_headline()
+    print(f'The headline at L: {claim and claims.decided(claim)}; see '
+          f'{os.path.join(report_dir, "long_schedule.md")}.', flush=True)
   else:
     grid.run(FLAGS.curve, FLAGS.report_only)
 
@@ -88,6 +103,11 @@ if __name__ == '__main__':
                     'Only the schedule pilot: Cascade R-CNN NAS-FPN finetune '
                     'and freeze at each of its step counts, scored on the dev '
                     'split too (the long schedule is chosen from it).')
+  flags.DEFINE_bool('headline', False,
+                    'Only the headline at the long schedule L the pilot '
+                    'chose: Cascade R-CNN NAS-FPN finetune and freeze, large '
+                    'upstream, on 5 seeds, then one more at a time (up to 8) '
+                    'while the claim needs more seeds than it has.')
   flags.DEFINE_bool('report_only', False,
                     'Train nothing: write the report from the committed '
                     'records (those missing are named and left out).')

@@ -22,11 +22,13 @@ import tensorflow as tf
 import tf_keras
 
 from backbone_reuse.analysis import backbone_drift
+from backbone_reuse.analysis import intervals
 from backbone_reuse.analysis import parameters
 from backbone_reuse.analysis import resources
 from backbone_reuse.configs import strategies
 from backbone_reuse.modeling import backbone_checkpoint
 from backbone_reuse.modeling import precision
+from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import design
 from backbone_reuse.shapes import dev_split
@@ -360,9 +362,66 @@ class ShapesGrid:
 
   def write_long_schedule(self) -> List[Dict]:
     pilot = self.pilot_records()
-    report.write_long_schedule(self.long_schedule(pilot), pilot,
-                               self.report_dir)
+    choice = self.long_schedule(pilot)
+    headline = (claims.at_steps(self.long_records(choice['L']), choice['L'])
+                if choice['L'] else [])
+    report.write_long_schedule(choice, pilot, self.report_dir, headline)
     return pilot
+
+  def long_records(self, steps: int) -> List[Dict]:
+    """The committed records of the pilot's store scored on this dev split:
+    the pilot's runs and the headline's at `steps`."""
+    found = [self.pilot_store.committed(run.name, self.key(run))
+             for run in self.scale.pilot() + self.scale.headline(
+                 steps, self.headline_seeds())]
+    return list({r['name']: r for r in found
+                 if r and self.scored_on_dev(r)}.values())
+
+  def headline_seeds(self) -> List[int]:
+    """Every seed the headline may use, in order."""
+    return list(dict.fromkeys(self.scale.headline_seeds
+                              + self.scale.headline_more_seeds))
+
+  def run_headline(self) -> Dict:
+    """Trains the headline's runs at L (design.GridScale.headline): its
+    seeds, then one more seed at a time while the headline claim is
+    undecided and needs more seeds than it has. Records go beside the
+    pilot's (scored on dev too); long_schedule.md is rewritten as each
+    lands. Returns the headline claim at L (None without a common seed)."""
+    choice = self.long_schedule(self.pilot_records())
+    if choice['L'] is None:
+      raise ValueError(
+          'the long schedule L is not chosen yet: run the pilot first '
+          f'(--pilot). {long_schedule.describe(choice)}')
+    seeds = list(self.scale.headline_seeds)
+    more = [s for s in self.headline_seeds() if s not in seeds]
+    data_redone = None
+    while True:
+      todo = self.scale.headline(choice['L'], seeds)
+      for index, run in enumerate(todo, 1):
+        if data_redone is None and not self.has_long_record(run):
+          data_redone, _ = self.data_stage(True)
+          self.dev.ensure()
+        self.detector(run, f'{index}/{len(todo)} {run.name}', False,
+                      bool(data_redone), pilot=True)
+        self.write_long_schedule()
+      headline = self.headline_claim(choice['L'])
+      needed = headline and headline['seeds_needed']
+      if (not more or headline is None
+          or headline['verdict'] != intervals.INCONCLUSIVE
+          or needed is None or needed <= len(headline['seeds'])):
+        return headline
+      seeds.append(more.pop(0))
+
+  def has_long_record(self, run: design.Run) -> bool:
+    record = self.pilot_store.committed(run.name, self.key(run))
+    return bool(record) and self.scored_on_dev(record)
+
+  def headline_claim(self, steps: int) -> Optional[Dict]:
+    """The headline claim (claims.CLAIMS[0]) judged at `steps`."""
+    found = [c for c in claims.at_steps(self.long_records(steps), steps)
+             if c['claim'] == claims.CLAIMS[0]['claim']]
+    return found[0] if found else None
 
   def pilot_records(self) -> List[Dict]:
     """The pilot's committed records scored on this dev split."""

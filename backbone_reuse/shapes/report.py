@@ -12,7 +12,7 @@ import collections
 import json
 import os
 import statistics
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import figures
@@ -181,9 +181,11 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
          json.dumps(summary(records, context), indent=1) + '\n')
 
 def write_long_schedule(choice: Dict, pilot: List[Dict],
-                        report_dir: str) -> None:
+                        report_dir: str,
+                        at_long: Sequence[Dict] = ()) -> None:
   """long_schedule.md: the schedule pilot's dev scores, the long schedule
-  L they choose, and how far each pilot backbone moved from its upstream."""
+  L they choose, how far each pilot backbone moved from its upstream, and
+  `at_long`, the claims judged at L on val (claims.at_steps)."""
   text = ['# The long schedule L (the schedule pilot, dev split)', '',
           long_schedule.describe(choice), '',
           f'Rule: {choice["rule"]}. Seeds with every pilot run: '
@@ -196,6 +198,11 @@ def write_long_schedule(choice: Dict, pilot: List[Dict],
              'checkpoint (retrained on another machine; their doubling gains '
              "keep the upstream's training noise): " + ', '.join(
                  map(str, choice['seeds_with_several_upstreams'])) + '.', '']
+  if at_long:
+    text += [f'## The claims at L = {choice["L"]} steps (val split)', '',
+             'Box AP × 100 on val, the claim\'s own test split (L was chosen '
+             'on dev); each freeze/finetune pair of a seed starts from one '
+             'upstream checkpoint.', '', claims.table(at_long), '']
   drift = long_schedule.drift_table(pilot)
   if drift:
     text += ['## How far each backbone moved from its upstream checkpoint',
