@@ -9,6 +9,7 @@ import tensorflow as tf
 from backbone_reuse.analysis import intervals
 from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import design
+from backbone_reuse.shapes import figures
 from backbone_reuse.shapes import grid_runner
 from backbone_reuse.shapes import long_schedule
 
@@ -129,6 +130,27 @@ class LongScheduleTest(tf.test.TestCase):
     self.assertEqual(text.count('\n'), 2)  # Header, rule, one run.
     self.assertIsNone(long_schedule.drift_table([]))
 
+
+  def test_val_ap_by_steps_reads_the_later_record_of_a_run_met_twice(self):
+    grid = [_record('freeze', None, 0, 0.5, val_ap=0.40),
+            _record('finetune', None, 0, 0.5, val_ap=0.30),
+            _record('freeze', 3000, 3, 0.5, val_ap=0.60)]
+    pilot = [_record('freeze', 3000, 3, 0.5, val_ap=0.62),
+             _record('freeze', 12000, 3, 0.5, val_ap=0.64),
+             _record('freeze', 12000, 4, 0.5, val_ap=0.66)]
+    other = _record('freeze', 12000, 5, 0.5, val_ap=0.99)
+    other['run']['frozen_stages'] = 1  # Partial freezing: not read.
+    points = long_schedule.val_ap_by_steps(grid + pilot + [other],
+                                           'nasfpn_cascade', 1500)
+    self.assertAllClose(points['freeze'], {1500: {0: 40.0}, 3000: {3: 62.0},
+                                           12000: {3: 64.0, 4: 66.0}})
+    self.assertAllClose(points['finetune'], {1500: {0: 30.0}})
+    table = long_schedule.steps_table(points)
+    self.assertIn('| freeze | 40.0 (1) | 62.0 (1) | 65.0 (2) |', table)
+    self.assertIn('| finetune | 30.0 (1) | — | — |', table)
+    path = os.path.join(self.get_temp_dir(), 'schedule.png')
+    figures.schedule_figure(points, 'title', path)
+    self.assertGreater(os.path.getsize(path), 1000)
 
 
 class HeadlineAtLTest(tf.test.TestCase):

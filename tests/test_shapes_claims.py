@@ -94,6 +94,26 @@ class ScheduleClaimsTest(tf.test.TestCase):
     for c in (widens, finetune, freeze, contrast, upstream):
       self.assertEqual(c['seeds_needed'], 2)
 
+  def test_the_schedule_column_names_each_claims_steps(self):
+    at_l = [_record(strategy, 'large', 0.5, seed, steps=12000)
+            for seed in (3, 4) for strategy in ('freeze', 'finetune')]
+    # Two longer schedules would share the LONG cells: refused.
+    with self.assertRaisesRegex(ValueError, r'2 longer schedules \(\[3000, '
+                                r'12000\]\)'):
+      claims.claims(self._records() + at_l)
+    found = claims.claims(self._records())
+    rows = {c['claim']: row for c, row in zip(
+        found, claims.table(found, grid_steps=1500).splitlines()[2:])}
+    self.assertIn('| 1,500 vs 3,000 |',
+                  rows[claims.CLAIMS[8]['claim']])
+    self.assertIn('| 1,500 |', rows[claims.CLAIMS[0]['claim']])
+    # Without the grid's step count, its schedule is named as such.
+    self.assertIn("| the grid's |", claims.table(found[:1]))
+    (at_long,) = [c for c in claims.at_steps(self._records() + at_l, 12000)
+                  if c['claim'] == claims.CLAIMS[0]['claim']]
+    self.assertEqual(at_long['seeds'], [3, 4])
+    self.assertIn('| 12,000 |', claims.table([at_long], grid_steps=1500))
+
   def test_a_claim_without_its_long_cells_is_absent(self):
     records = [r for r in self._records() if not r['run']['steps']]
     texts = [c['claim'] for c in claims.claims(records)]

@@ -223,6 +223,31 @@ class ReportWriterTest(tf.test.TestCase):
     self.assertIn(f'| {_FPN} | freeze | 20.0 | 30.0 | 35.0 | 37.2 | +2.2 |',
                   lines)
 
+  def test_the_claims_at_l_come_first_and_are_in_summary_json(self):
+    report_dir = os.path.join(self.get_temp_dir(), 'report_at_l')
+    at_l = [dict(r, run=dict(r['run'], steps=12000))
+            for r in _fixed_records()]
+    context = dict(_context(), long_schedule={
+        'L': 12000, 'converged': None, 'missing': [], 'rule': 'a rule'},
+                   claims_at_long=shapes_claims.at_steps(at_l, 12000))
+    shapes_report.write_report(_fixed_records(), context, report_dir)
+    with open(os.path.join(report_dir, 'README.md')) as f:
+      text = f.read()
+    at_long = text.index('### At the long schedule L = 12,000 steps')
+    at_grid = text.index("### At the grid's schedule")
+    self.assertLess(at_long, at_grid)
+    self.assertIn('| With enough capacity (Cascade R-CNN NAS-FPN, large '
+                  'upstream), freezing beats fine-tuning | 12,000 |',
+                  text[at_long:at_grid])
+    with open(os.path.join(report_dir, 'summary.json')) as f:
+      summary = json.load(f)
+    self.assertEqual(summary['long_schedule']['L'], 12000)
+    self.assertNotEmpty(summary['claims_at_long'])
+    self.assertEqual([c['claim'] for c in summary['claims_at_long']],
+                     [c['claim'] for c in context['claims_at_long']])
+    self.assertTrue(all(c['steps'] == [12000]
+                        for c in summary['claims_at_long']))
+
   def test_summary_json_and_every_artefact(self):
     report_dir = os.path.join(self.get_temp_dir(), 'report')
     shapes_report.write_report(_fixed_records(), _context(), report_dir)
@@ -261,7 +286,9 @@ class ReportWriterTest(tf.test.TestCase):
                                     'seeds', 'differences',
                                     'difference_mean', 'interval',
                                     'expected_sign', 'verdict',
-                                    'seeds_needed', 'upstream_mismatch'})
+                                    'seeds_needed', 'upstream_mismatch',
+                                    'steps'})
+    self.assertEqual(headline['steps'], [None])  # The grid's schedule.
     with open(os.path.join(report_dir, 'README.md')) as f:
       readme = f.read()
     self.assertIn('Wall time of all stages: 6.5 min (generating the world, 3 '

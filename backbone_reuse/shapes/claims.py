@@ -326,6 +326,11 @@ def claims(records: Sequence[Dict],
   interval would need at the measured mean and spread, and the paper's
   values (entries: the manifest; default: experiments/paper_tables.yaml)."""
   entries = manifest.load() if entries is None else entries
+  longer = sorted({r['run']['steps'] for r in records if r['run'].get('steps')})
+  if len(longer) > 1:  # Each would replace the others' records in LONG cells.
+    raise ValueError(f'records at {len(longer)} longer schedules ({longer}); '
+                     'accepted: one besides the grid\'s (judge the others '
+                     'with at_steps)')
   cells = by_seed(records)
   out = []
   for claim in CLAIMS:
@@ -347,8 +352,17 @@ def claims(records: Sequence[Dict],
         # Seeds whose runs did not all start from one upstream checkpoint
         # per upstream set ({seed: DIFFERENT | UNKNOWN}); empty: all paired.
         'upstream_mismatch': _mismatches(cells, claim['terms'], seeds),
+        # The step counts its cells trained, None for the grid's schedule
+        # (two when the claim compares schedules).
+        'steps': _steps(cells, claim['terms'], seeds),
     })
   return out
+
+
+def _steps(cells, terms, seeds) -> List[Optional[int]]:
+  found = {cells[t.cell][seed]['run'].get('steps') for t in terms
+           for seed in seeds}
+  return sorted(found, key=lambda n: n or 0)
 
 
 def at_steps(records: Sequence[Dict], steps: int,
@@ -356,8 +370,9 @@ def at_steps(records: Sequence[Dict], steps: int,
   """The claims judged at one schedule: the records that trained `steps`
   steps read as cells of the grid's schedule (so the claims comparing two
   schedules find no cells and are left out)."""
-  return claims([dict(r, run=dict(r['run'], steps=None)) for r in records
-                 if r['run'].get('steps') == steps], entries)
+  found = claims([dict(r, run=dict(r['run'], steps=None)) for r in records
+                  if r['run'].get('steps') == steps], entries)
+  return [dict(claim, steps=[steps]) for claim in found]
 
 
 def decided(claim: Dict) -> str:
@@ -372,16 +387,28 @@ def decided(claim: Dict) -> str:
   return f'undecided: needs {needed} seeds, has {used}'
 
 
-def table(found: Sequence[Dict]) -> str:
-  """The claims as a markdown table."""
-  lines = ['| claim | paper | seeds used | seeds needed | difference per seed '
-           '(AP × 100) | mean | 95 % interval | verdict | decided? |',
-           '|---|---|---|---|---|---|---|---|---|']
+def schedule_text(claim: Dict, grid_steps: Optional[int] = None) -> str:
+  """The detector steps a claim's cells trained ('1,500 vs 3,000' when it
+  compares two schedules); `grid_steps` names the grid's schedule."""
+  return ' vs '.join(
+      f'{n:,}' if n else (f'{grid_steps:,}' if grid_steps else "the grid's")
+      for n in claim.get('steps') or [None])
+
+
+def table(found: Sequence[Dict], grid_steps: Optional[int] = None) -> str:
+  """The claims as a markdown table, with the detector steps of each
+  (`grid_steps`: the grid's schedule, None for the cells without a step
+  count of their own)."""
+  lines = ['| claim | schedule (detector steps) | paper | seeds used | seeds '
+           'needed | difference per seed (AP × 100) | mean | 95 % interval | '
+           'verdict | decided? |',
+           '|---|---|---|---|---|---|---|---|---|---|']
   for claim in found:
     interval = claim['interval']
     needed = claim['seeds_needed']
     lines.append(
-        f"| {claim['claim']} | {claim['paper']} | {len(claim['seeds'])} | "
+        f"| {claim['claim']} | {schedule_text(claim, grid_steps)} | "
+        f"{claim['paper']} | {len(claim['seeds'])} | "
         f"{needed if needed else '—'} | "
         f"{', '.join(f'{d:+.1f}' for d in claim['differences'])} | "
         f"{claim['difference_mean']:+.1f} | "

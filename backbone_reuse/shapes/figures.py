@@ -130,3 +130,42 @@ def figure4(records: List[Dict], annotations: Dict[str, int],
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)
+
+
+def schedule_figure(points: Dict[str, Dict[int, Dict[int, float]]],
+                    title: str, path: str) -> None:
+  """Box AP against detector steps (log scale) per strategy: each seed's
+  run as a point, the mean over seeds as a line.
+
+  Args:
+    points: {strategy: {steps: {seed: box AP x 100}}}
+      (long_schedule.val_ap_by_steps).
+    title: the detector, the upstream and the split.
+    path: where the PNG goes.
+  """
+  figure, axis = plt.subplots(figsize=(6, 4.2))
+  colors = {'freeze': 'tab:blue', 'finetune': 'tab:orange'}
+  for strategy, by_steps in points.items():
+    steps = sorted(by_steps)
+    if not steps:
+      continue
+    color = colors.get(strategy)
+    for n in steps:
+      aps = list(by_steps[n].values())
+      axis.scatter([n] * len(aps), aps, s=14, alpha=0.5, color=color)
+    axis.plot(steps, [float(np.mean(list(by_steps[n].values())))
+                      for n in steps],
+              marker='o', color=color, label=f'{strategy} (mean over seeds)')
+  axis.set_xscale('log')
+  ticks = sorted({n for by_steps in points.values() for n in by_steps})
+  axis.set_xticks(ticks)
+  axis.set_xticklabels([f'{n:,}' for n in ticks])
+  axis.minorticks_off()
+  axis.set_xlabel('detector training steps (batch 8; log scale)')
+  axis.set_ylabel('box AP × 100')
+  axis.set_title(title, fontsize=9)
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=8, loc='lower right')
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)

@@ -32,6 +32,7 @@ from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import demo
 from backbone_reuse.shapes import design
 from backbone_reuse.shapes import dev_split
+from backbone_reuse.shapes import experiments
 from backbone_reuse.shapes import long_schedule
 from backbone_reuse.shapes import records
 from backbone_reuse.shapes import report
@@ -363,10 +364,24 @@ class ShapesGrid:
   def write_long_schedule(self) -> List[Dict]:
     pilot = self.pilot_records()
     choice = self.long_schedule(pilot)
-    headline = (claims.at_steps(self.long_records(choice['L']), choice['L'])
-                if choice['L'] else [])
-    report.write_long_schedule(choice, pilot, self.report_dir, headline)
+    longer = self.long_records(choice['L'] or max(self.scale.pilot_steps))
+    headline = claims.at_steps(longer, choice['L']) if choice['L'] else []
+    points = long_schedule.val_ap_by_steps(
+        self.grid_pairs() + longer, self.scale.pilot_capacity,
+        self.scale.detector_steps)
+    report.write_long_schedule(choice, pilot, self.report_dir, headline,
+                               points)
     return pilot
+
+  def grid_pairs(self) -> List[Dict]:
+    """The grid's committed freeze and finetune records of the pilot's
+    capacity with the large upstream, at every schedule the grid runs."""
+    found = [self.committed(run.name, self.key(run))
+             for run in self.scale.grid()
+             if run.capacity == self.scale.pilot_capacity
+             and run.upstream == 'large' and run.strategy in experiments.PAIR
+             and run.frozen_stages is None]
+    return [r for r in found if r]
 
   def long_records(self, steps: int) -> List[Dict]:
     """The committed records of the pilot's store scored on this dev split:
@@ -480,9 +495,11 @@ class ShapesGrid:
     else:
       pilot = self.pilot_records()
       context['long_schedule'] = self.long_schedule(pilot)
+      steps = context['long_schedule']['L']
+      context['claims_at_long'] = (
+          claims.at_steps(self.long_records(steps), steps) if steps else [])
       report.write_report(records, context, self.report_dir)
-      report.write_long_schedule(context['long_schedule'], pilot,
-                                 self.report_dir)
+      self.write_long_schedule()
     print(f'Report written to {self.report_dir}', flush=True)
     return {'context': context, 'records': records}
 

@@ -153,3 +153,35 @@ def drift_table(records: Sequence[Dict]) -> Optional[str]:
         + f' | {drift["upstream_top1_of_upstream"]:.3f} -> '
         f'{drift["upstream_top1"]:.3f} |')
   return '\n'.join(lines)
+
+
+def val_ap_by_steps(records: Sequence[Dict], capacity: str, grid_steps: int,
+                    upstream: str = 'large') -> Dict[str, Dict[int, Dict]]:
+  """{strategy: {steps: {seed: val box AP x 100}}} of full freeze and
+  fine-tune runs of `capacity` with `upstream`, the grid's runs at
+  `grid_steps`. A run met twice (a pilot run retraining a grid run) is
+  read from the later record: pass the grid's records first."""
+  found = {s: {} for s in STRATEGIES}
+  for record in records:
+    run = record['run']
+    if (run['capacity'] == capacity and run['upstream'] == upstream
+        and run['strategy'] in STRATEGIES
+        and run.get('frozen_stages') is None):
+      steps = run.get('steps') or grid_steps
+      found[run['strategy']].setdefault(steps, {})[run['seed']] = (
+          100 * record['results']['box']['AP'])
+  return found
+
+
+def steps_table(points: Dict[str, Dict[int, Dict]]) -> str:
+  """Mean val box AP x 100 (seeds) per strategy and step count."""
+  steps = sorted({n for by_steps in points.values() for n in by_steps})
+  lines = ['| strategy | ' + ' | '.join(f'{n:,} steps' for n in steps) + ' |',
+           '|---|' + '---|' * len(steps)]
+  for strategy, by_steps in points.items():
+    cells = []
+    for n in steps:
+      aps = list(by_steps.get(n, {}).values())
+      cells.append(f'{sum(aps) / len(aps):.1f} ({len(aps)})' if aps else '—')
+    lines.append(f'| {strategy} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)

@@ -12,7 +12,7 @@ import collections
 import json
 import os
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from backbone_reuse.shapes import claims
 from backbone_reuse.shapes import figures
@@ -24,6 +24,7 @@ from backbone_reuse.shapes.experiments import CAPACITY_TITLES
 from backbone_reuse.shapes.experiments import UPSTREAMS
 
 SUMMARY = 'summary.json'
+SCHEDULE_FIGURE = 'long_schedule.png'
 
 
 def _delta(cells, capacity, upstream, kind='box', name='AP'):
@@ -142,6 +143,7 @@ def summary(records: List[Dict], context: Dict) -> Dict:
            'claims': claims.claims(records)}
   if 'long_schedule' in context:
     found['long_schedule'] = context['long_schedule']
+    found['claims_at_long'] = context.get('claims_at_long', [])
   return found
 
 def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
@@ -182,10 +184,13 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
 
 def write_long_schedule(choice: Dict, pilot: List[Dict],
                         report_dir: str,
-                        at_long: Sequence[Dict] = ()) -> None:
+                        at_long: Sequence[Dict] = (),
+                        points: Optional[Dict] = None) -> None:
   """long_schedule.md: the schedule pilot's dev scores, the long schedule
-  L they choose, how far each pilot backbone moved from its upstream, and
-  `at_long`, the claims judged at L on val (claims.at_steps)."""
+  L they choose, how far each pilot backbone moved from its upstream,
+  `at_long`, the claims judged at L on val (claims.at_steps), and
+  `points`, val box AP per strategy, step count and seed
+  (long_schedule.val_ap_by_steps), as a table and long_schedule.png."""
   text = ['# The long schedule L (the schedule pilot, dev split)', '',
           long_schedule.describe(choice), '',
           f'Rule: {choice["rule"]}. Seeds with every pilot run: '
@@ -203,6 +208,19 @@ def write_long_schedule(choice: Dict, pilot: List[Dict],
              'Box AP × 100 on val, the claim\'s own test split (L was chosen '
              'on dev); each freeze/finetune pair of a seed starts from one '
              'upstream checkpoint.', '', claims.table(at_long), '']
+  if points and any(points.values()):
+    figures.schedule_figure(
+        points, 'Cascade R-CNN NAS-FPN, large upstream, val split',
+        os.path.join(report_dir, SCHEDULE_FIGURE))
+    text += ['## Box AP against detector steps (val split)', '',
+             'Mean val box AP × 100 over the seeds each schedule has (their '
+             'number in brackets), every run annealed over its own schedule: '
+             'the grid\'s runs, its schedule study\'s, the pilot\'s and the '
+             'headline\'s (where a pilot run retrained a grid run of the same '
+             'seed and steps, from another upstream checkpoint, the pilot\'s '
+             f'is read). Per-seed points: [{SCHEDULE_FIGURE}]'
+             f'({SCHEDULE_FIGURE}).', '', long_schedule.steps_table(points),
+             '']
   drift = long_schedule.drift_table(pilot)
   if drift:
     text += ['## How far each backbone moved from its upstream checkpoint',
@@ -218,6 +236,23 @@ def _precision(context: Dict) -> str:
   return (f"runs in {found['dtype']}"
           + (f" ({found['reason']})" if found['reason'] else '')
           + f'; CPU bfloat16 flags: {flags}')
+
+def _long_claims(context: Dict) -> List[str]:
+  """The claims at the long schedule L, the primary verdicts of the Table 1
+  claims (long_schedule.md has how L was chosen)."""
+  choice = context.get('long_schedule') or {}
+  if not choice.get('L'):
+    return []
+  found = context.get('claims_at_long') or []
+  return [f'### At the long schedule L = {choice["L"]:,} steps (primary for '
+          'Table 1)', '',
+          'The paper\'s Table 1 is a long-schedule result, so its claims are '
+          'judged here first. L was chosen on the dev split '
+          '([long_schedule.md](long_schedule.md)); '
+          + long_schedule.describe(choice), '',
+          claims.table(found) if found else 'No claim has a seed at L yet.',
+          '']
+
 
 def readme(records: List[Dict], context: Dict) -> str:
   machine = context['machine']
@@ -262,7 +297,15 @@ def readme(records: List[Dict], context: Dict) -> str:
       'would need to exclude 0 (none: the mean is 0 or too small for 1000 '
       'seeds). Paper values: experiments/paper_tables.yaml.',
       '',
-      claims.table(claims.claims(records)),
+      *_long_claims(context),
+      f'### At the grid\'s schedule ({scale["detector_steps"]:,} steps)',
+      '',
+      'For the Table 1 claims, the short-schedule analogue (the paper\'s '
+      'Table 1 is measured at its long schedule; its shorter schedules are '
+      'in its Appendix C). The schedule-length claims compare the grid\'s '
+      'schedule with the longer one of the schedule study.',
+      '',
+      claims.table(claims.claims(records), scale['detector_steps']),
       '',
       '## Schedule length (Cascade R-CNN NAS-FPN)',
       '',
