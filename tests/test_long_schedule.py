@@ -179,13 +179,13 @@ class HeadlineAtLTest(tf.test.TestCase):
       self.assertEqual((run.capacity, run.upstream, run.steps),
                        ('nasfpn_cascade', 'large', 12000))
 
-  def _headline(self, verdicts):
+  def _headline(self, verdicts, **scale_changes):
     """Runs run_headline with training replaced: `verdicts` are the
     (verdict, seeds_needed) the claim has after each round. Returns the
-    seeds trained, in order."""
+    runs trained, in order."""
     scale = dataclasses.replace(design.SCALES['quick'],
                                 headline_seeds=(0, 1),
-                                headline_more_seeds=(2, 3))
+                                headline_more_seeds=(2, 3), **scale_changes)
     grid = grid_runner.ShapesGrid(os.path.join(self.get_temp_dir(), 'out'), scale,
                                   os.path.join(self.get_temp_dir(), 'report'))
     trained, rounds = [], iter(verdicts)
@@ -203,18 +203,37 @@ class HeadlineAtLTest(tf.test.TestCase):
          mock.patch.object(grid, 'headline_claim', side_effect=claim):
       grid.run_headline()
     self.assertTrue(all(run.steps == 12 for run in trained))
-    return list(dict.fromkeys(run.seed for run in trained))
+    return trained
+
+  def _seeds(self, verdicts):
+    return list(dict.fromkeys(run.seed for run in self._headline(verdicts)))
+
+  def test_the_other_table1_claims_train_after_the_headline(self):
+    trained = self._headline([(intervals.CONTRADICTED, 2)],
+                             at_long_fpn_seeds=(5,), at_long_small_seeds=(6,))
+    self.assertEqual(
+        [(r.capacity, r.upstream, r.seed, r.strategy) for r in trained],
+        [('fpn', 'large', 0, 'freeze'), ('fpn', 'large', 0, 'finetune'),
+         ('fpn', 'large', 1, 'freeze'), ('fpn', 'large', 1, 'finetune'),
+         ('fpn', 'large', 5, 'freeze'), ('fpn', 'large', 5, 'finetune'),
+         ('fpn', 'small', 6, 'freeze'), ('fpn', 'small', 6, 'finetune')])
+    # The default scale: FPN for the capacity claim, the pilot's Cascade
+    # R-CNN NAS-FPN with the small upstream for the upstream-size claim.
+    runs = design.SCALES['default'].after_headline(12000)
+    self.assertEqual({(r.capacity, r.upstream) for r in runs},
+                     {('fpn', 'large'), ('nasfpn_cascade', 'small')})
+    self.assertEqual(len(runs), 12)
 
   def test_the_headline_adds_a_seed_while_it_needs_more(self):
     undecided = intervals.INCONCLUSIVE
     # Up to the last seed it may use.
-    self.assertEqual(self._headline([(undecided, 6)] * 3), [0, 1, 2, 3])
+    self.assertEqual(self._seeds([(undecided, 6)] * 3), [0, 1, 2, 3])
     # Needs 3 with 3: stops before seed 3.
-    self.assertEqual(self._headline([(undecided, 5), (undecided, 3)]),
+    self.assertEqual(self._seeds([(undecided, 5), (undecided, 3)]),
                      [0, 1, 2])
     # Decided, or not decidable at its spread (None): no seed is added.
-    self.assertEqual(self._headline([(intervals.CONTRADICTED, 2)]), [0, 1])
-    self.assertEqual(self._headline([(undecided, None)]), [0, 1])
+    self.assertEqual(self._seeds([(intervals.CONTRADICTED, 2)]), [0, 1])
+    self.assertEqual(self._seeds([(undecided, None)]), [0, 1])
 
   def test_the_headline_refuses_before_l_is_chosen(self):
     grid = grid_runner.ShapesGrid(os.path.join(self.get_temp_dir(), 'out'),

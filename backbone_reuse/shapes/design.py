@@ -156,6 +156,12 @@ class GridScale:
   # exceeds the seeds it has.
   headline_seeds: Tuple[int, ...] = _seeds(range(3, 8))
   headline_more_seeds: Tuple[int, ...] = _seeds(range(3))
+  # After the headline, the other Table 1 claims at L, freeze/finetune
+  # pairs on these seeds: the capacity claim (`fpn`, large upstream; FPN
+  # steps are cheap), then the upstream-size claim (the pilot's capacity,
+  # small upstream).
+  at_long_fpn_seeds: Tuple[int, ...] = _seeds(range(3, 6))
+  at_long_small_seeds: Tuple[int, ...] = _seeds(range(3, 6))
   # Partial freezing (an extension; mmdetection's frozen_stages): the stem
   # and block groups 1..k frozen, k in `partial_stages` (why these: claims.py),
   # on `partial_capacities` with the large upstream, seeds `partial_seeds`
@@ -228,6 +234,15 @@ class GridScale:
                 self.precision)
             for seed in seeds for strategy in experiments.PAIR[::-1]]
 
+  def after_headline(self, steps: int) -> List[Run]:
+    """The capacity and upstream-size claims' runs at `steps`, in the order
+    they train (per claim, per seed, freeze/finetune pairs together)."""
+    return [Run(capacity, strategy, upstream, seed, steps, self.precision)
+            for capacity, upstream, seeds in (
+                ('fpn', 'large', self.at_long_fpn_seeds),
+                (self.pilot_capacity, 'small', self.at_long_small_seeds))
+            for seed in seeds for strategy in experiments.PAIR[::-1]]
+
   def curve(self) -> List[Run]:
     return [Run(capacity, strategy, 'large', 0, precision=self.precision)
             for capacity in self.capacities
@@ -248,5 +263,6 @@ SCALES = {
                        long_steps=None, long_seeds=(), partial_seeds={},
                        pilot_steps=(12,), pilot_seeds=(0,),
                        pilot_capacity='fpn', headline_seeds=(0, 1),
-                       headline_more_seeds=()),
+                       headline_more_seeds=(), at_long_fpn_seeds=(),
+                       at_long_small_seeds=()),
 }

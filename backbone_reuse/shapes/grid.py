@@ -107,7 +107,9 @@ if __name__ == '__main__':
                     'Only the headline at the long schedule L the pilot '
                     'chose: Cascade R-CNN NAS-FPN finetune and freeze, large '
                     'upstream, on 5 seeds, then one more at a time (up to 8) '
-                    'while the claim needs more seeds than it has.')
+                    'while the claim needs more seeds than it has; then FPN '
+                    '(the capacity claim) and the small upstream (the '
+                    'upstream-size claim) at L, 3 seeds each.')
   flags.DEFINE_bool('report_only', False,
                     'Train nothing: write the report from the committed '
                     'records (those missing are named and left out).')

@@ -87,6 +87,9 @@ class ShapesGrid:
         'detection_train': scale.detection_train,
         'detection_val': scale.detection_val}
     self.retrained = set()  # Upstreams (re)trained by this invocation.
+    # Whether the world was made anew by this invocation (None: not yet
+    # looked at).
+    self._data_redone = None
 
   def path(self, *parts) -> str:
     return os.path.join(self.root, *parts)
@@ -369,7 +372,7 @@ class ShapesGrid:
     points = long_schedule.val_ap_by_steps(
         self.grid_pairs() + longer, self.scale.pilot_capacity,
         self.scale.detector_steps)
-    report.write_long_schedule(choice, pilot, self.report_dir, headline,
+    report.write_long_schedule(choice, longer, self.report_dir, headline,
                                points)
     return pilot
 
@@ -388,7 +391,8 @@ class ShapesGrid:
     the pilot's runs and the headline's at `steps`."""
     found = [self.pilot_store.committed(run.name, self.key(run))
              for run in self.scale.pilot() + self.scale.headline(
-                 steps, self.headline_seeds())]
+                 steps, self.headline_seeds())
+             + self.scale.after_headline(steps)]
     return list({r['name']: r for r in found
                  if r and self.scored_on_dev(r)}.values())
 
@@ -397,12 +401,14 @@ class ShapesGrid:
     return list(dict.fromkeys(self.scale.headline_seeds
                               + self.scale.headline_more_seeds))
 
-  def run_headline(self) -> Dict:
+  def run_headline(self) -> Optional[Dict]:
     """Trains the headline's runs at L (design.GridScale.headline): its
     seeds, then one more seed at a time while the headline claim is
-    undecided and needs more seeds than it has. Records go beside the
-    pilot's (scored on dev too); long_schedule.md is rewritten as each
-    lands. Returns the headline claim at L (None without a common seed)."""
+    undecided and needs more seeds than it has; then the capacity and
+    upstream-size claims' runs at L (design.GridScale.after_headline).
+    Records go beside the pilot's (scored on dev too); long_schedule.md is
+    rewritten as each lands. Returns the headline claim at L (None without
+    a common seed)."""
     choice = self.long_schedule(self.pilot_records())
     if choice['L'] is None:
       raise ValueError(
@@ -410,23 +416,29 @@ class ShapesGrid:
           f'(--pilot). {long_schedule.describe(choice)}')
     seeds = list(self.scale.headline_seeds)
     more = [s for s in self.headline_seeds() if s not in seeds]
-    data_redone = None
+    self._data_redone = None
     while True:
-      todo = self.scale.headline(choice['L'], seeds)
-      for index, run in enumerate(todo, 1):
-        if data_redone is None and not self.has_long_record(run):
-          data_redone, _ = self.data_stage(True)
-          self.dev.ensure()
-        self.detector(run, f'{index}/{len(todo)} {run.name}', False,
-                      bool(data_redone), pilot=True)
-        self.write_long_schedule()
+      self.train_at_long(self.scale.headline(choice['L'], seeds))
       headline = self.headline_claim(choice['L'])
       needed = headline and headline['seeds_needed']
       if (not more or headline is None
           or headline['verdict'] != intervals.INCONCLUSIVE
           or needed is None or needed <= len(headline['seeds'])):
-        return headline
+        break
       seeds.append(more.pop(0))
+    self.train_at_long(self.scale.after_headline(choice['L']))
+    return headline
+
+  def train_at_long(self, todo: List[design.Run]) -> None:
+    """Trains (or finds) `todo`'s records in the pilot's store, making the
+    data and the dev split first if one is missing."""
+    for index, run in enumerate(todo, 1):
+      if self._data_redone is None and not self.has_long_record(run):
+        self._data_redone, _ = self.data_stage(True)
+        self.dev.ensure()
+      self.detector(run, f'{index}/{len(todo)} {run.name}', False,
+                    bool(self._data_redone), pilot=True)
+      self.write_long_schedule()
 
   def has_long_record(self, run: design.Run) -> bool:
     record = self.pilot_store.committed(run.name, self.key(run))

@@ -182,12 +182,13 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
   _write(report_dir, SUMMARY,
          json.dumps(summary(records, context), indent=1) + '\n')
 
-def write_long_schedule(choice: Dict, pilot: List[Dict],
+def write_long_schedule(choice: Dict, measured: List[Dict],
                         report_dir: str,
                         at_long: Sequence[Dict] = (),
                         points: Optional[Dict] = None) -> None:
   """long_schedule.md: the schedule pilot's dev scores, the long schedule
-  L they choose, how far each pilot backbone moved from its upstream,
+  L they choose, how far each backbone of `measured` (the pilot's and the
+  headline's runs) moved from its upstream,
   `at_long`, the claims judged at L on val (claims.at_steps), and
   `points`, val box AP per strategy, step count and seed
   (long_schedule.val_ap_by_steps), as a table and long_schedule.png."""
@@ -221,7 +222,7 @@ def write_long_schedule(choice: Dict, pilot: List[Dict],
              f'is read). Per-seed points: [{SCHEDULE_FIGURE}]'
              f'({SCHEDULE_FIGURE}).', '', long_schedule.steps_table(points),
              '']
-  drift = long_schedule.drift_table(pilot)
+  drift = long_schedule.drift_table(measured)
   if drift:
     text += ['## How far each backbone moved from its upstream checkpoint',
              '', 'Relative L2 distance ||w − w0|| / ||w0|| per block group '
