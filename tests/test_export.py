@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import testing_utils
 from backbone_reuse import errors
+from backbone_reuse import predict
 from backbone_reuse import serving
 from backbone_reuse.data import category_map
 
@@ -61,8 +62,14 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
        None),
       ('maskrcnn_adapters', 'backbone_reuse_maskrcnn_coco', 'adapters',
        {'adapters': {'reduction': 2}}),
+      # A plain ViT with every strategy it takes (adapters: refused), on
+      # each R-CNN head (scratch builds what finetune builds).
       ('fasterrcnn_plain_vit_partial', 'backbone_reuse_fasterrcnn_coco',
        'partial', {'model': testing_utils.PLAIN_VIT, 'frozen_stages': 1}),
+      ('cascadercnn_plain_vit_freeze', 'backbone_reuse_cascadercnn_coco',
+       'freeze', {'model': testing_utils.PLAIN_VIT}),
+      ('maskrcnn_plain_vit_finetune', 'backbone_reuse_maskrcnn_coco',
+       'finetune', {'model': testing_utils.PLAIN_VIT}),
   )
   @pytest.mark.slow
   def test_saved_model_equals_in_process_model(self, experiment, strategy,
@@ -125,6 +132,20 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
                       for c in labels['classes']],
                      [(1, 1, 'square'), (2, 2, 'triangle'), (3, 3, 'circle')])
     self.assertTrue(os.path.isfile(os.path.join(export_dir, 'params.yaml')))
+    # predict reads the export as its command line does: every image, each
+    # detection with a category id of the label map.
+    images_dir = os.path.join(os.path.dirname(
+        testing_utils.toy_data()['val_annotations']), 'images')
+    predicted = predict.predict(
+        predict.load_detector(export_dir),
+        [os.path.join(images_dir, name) for name in sorted(inputs)],
+        os.path.join(directory, f'predict_{experiment}_{strategy}'))
+    self.assertEqual(predicted['images'], len(inputs))
+    self.assertGreater(predicted['detections'], 0)
+    with open(os.path.join(directory, f'predict_{experiment}_{strategy}',
+                           'detections.json')) as f:
+      self.assertLessEqual({d['category_id'] for d in json.load(f)},
+                           {1, 2, 3})
 
   @pytest.mark.slow
   def test_encoded_image_export_keeps_an_image_tensor_signature(self):
