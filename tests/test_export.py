@@ -99,6 +99,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
 
     inputs = evaluation_inputs(task, params)
     self.assertLen(inputs, 4)
+    served_classes = []  # Per detection of every image, as served.
     for name, (image, image_info, anchors) in inputs.items():
       pixels = read_val_image(name)[tf.newaxis]
       images, module_anchors, module_info = module.preprocess(pixels)
@@ -109,6 +110,8 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(module_anchors[level][0], boxes)
       want = infer(images, module_info, module_anchors)
       got = served(pixels)
+      served_classes += [int(c) for c in got['detection_classes'][0][
+          :int(got['num_detections'][0])]]
       self.assertGreater(int(got['num_detections'][0]), 0)
       for key in _OUTPUTS:
         if key in want:
@@ -132,8 +135,8 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
                       for c in labels['classes']],
                      [(1, 1, 'square'), (2, 2, 'triangle'), (3, 3, 'circle')])
     self.assertTrue(os.path.isfile(os.path.join(export_dir, 'params.yaml')))
-    # predict reads the export as its command line does: every image, each
-    # detection with a category id of the label map.
+    # predict reads the export as its command line does: every image, every
+    # served detection, each under its class's category id.
     images_dir = os.path.join(os.path.dirname(
         testing_utils.toy_data()['val_annotations']), 'images')
     predicted = predict.predict(
@@ -141,11 +144,12 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         [os.path.join(images_dir, name) for name in sorted(inputs)],
         os.path.join(directory, f'predict_{experiment}_{strategy}'))
     self.assertEqual(predicted['images'], len(inputs))
-    self.assertGreater(predicted['detections'], 0)
+    category_of = {c['class_index']: c['category_id']
+                   for c in labels['classes']}
     with open(os.path.join(directory, f'predict_{experiment}_{strategy}',
                            'detections.json')) as f:
-      self.assertLessEqual({d['category_id'] for d in json.load(f)},
-                           {1, 2, 3})
+      self.assertCountEqual([d['category_id'] for d in json.load(f)],
+                            [category_of[c] for c in served_classes])
 
   @pytest.mark.slow
   def test_encoded_image_export_keeps_an_image_tensor_signature(self):

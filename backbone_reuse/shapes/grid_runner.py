@@ -373,7 +373,7 @@ class ShapesGrid:
         self.grid_pairs() + longer, self.scale.pilot_capacity,
         self.scale.detector_steps)
     report.write_long_schedule(choice, longer, self.report_dir, headline,
-                               points)
+                               points, self.scale.pilot_capacity)
     return pilot
 
   def grid_pairs(self) -> List[Dict]:

@@ -185,12 +185,13 @@ def write_report(records: List[Dict], context: Dict, report_dir: str) -> None:
 def write_long_schedule(choice: Dict, measured: List[Dict],
                         report_dir: str,
                         at_long: Sequence[Dict] = (),
-                        points: Optional[Dict] = None) -> None:
+                        points: Optional[Dict] = None,
+                        capacity: str = 'nasfpn_cascade') -> None:
   """long_schedule.md: the schedule pilot's dev scores, the long schedule
   L they choose, how far each backbone of `measured` (the pilot's and the
   headline's runs) moved from its upstream,
   `at_long`, the claims judged at L on val (claims.at_steps), and
-  `points`, val box AP per strategy, step count and seed
+  `points`, val box AP per strategy, step count and seed of `capacity`
   (long_schedule.val_ap_by_steps), as a table and long_schedule.png."""
   text = ['# The long schedule L (the schedule pilot, dev split)', '',
           long_schedule.describe(choice), '',
@@ -211,7 +212,7 @@ def write_long_schedule(choice: Dict, measured: List[Dict],
              'upstream checkpoint.', '', claims.table(at_long), '']
   if points and any(points.values()):
     figures.schedule_figure(
-        points, 'Cascade R-CNN NAS-FPN, large upstream, val split',
+        points, f'{CAPACITY_TITLES[capacity]}, large upstream, val split',
         os.path.join(report_dir, SCHEDULE_FIGURE))
     text += ['## Box AP against detector steps (val split)', '',
              'Mean val box AP × 100 over the seeds each schedule has (their '
